@@ -1,0 +1,1 @@
+"""Tapline: a self-hosted live video-support server."""

@@ -1,0 +1,105 @@
+"""`create_app(config)`: wires the store, links, domain and HTTP routes into one app."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from recorder import finalize_crashed
+from server.api import Api, error_middleware
+from server.config import Config
+from server.keys import load_or_create
+from server.links import Kind, LinkSigner
+from server.media import Peer, announce_host_addresses
+from server.metrics import Metrics
+from server.pages import STAFF_COOKIE, Pages, security_headers
+from server.signalling import Signalling
+from server.store import MemoryStore, Store
+from server.support import SupportDesk
+
+__all__ = ["NODE", "Node", "create_app"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Node:
+    """Everything one running node holds, reachable from the app as app[NODE]."""
+
+    config: Config
+    store: Store
+    signer: LinkSigner
+    desk: SupportDesk
+    signalling: Signalling
+    metrics: Metrics
+    admin_key: str
+    admin_key_created: bool
+
+    def login_url(self, name: str, role: str = "technician") -> str:
+        token, _ = self.signer.sign(
+            Kind.LOGIN, self.config.login_link_ttl_s, name=name, role=role
+        )
+        return f"{self.config.origin}/j/{token}"
+
+
+NODE = web.AppKey("node", Node)
+
+
+def build_node(config: Config) -> Node:
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    secret, _ = load_or_create(config.data_dir / "secret.key", config.secret)
+    admin_key, created = load_or_create(config.data_dir / "admin.key", config.admin_key)
+    store: Store = MemoryStore()
+    signer = LinkSigner(secret, store)
+    desk = SupportDesk(config)
+    signalling = Signalling(config, signer, desk, STAFF_COOKIE)
+    metrics = Metrics()
+    metrics.gauge(
+        "peer_connections", "WebRTC peer connections open", lambda: Peer.open_count
+    )
+    metrics.gauge(
+        "sessions_active", "Support sessions in progress", lambda: len(desk.sessions)
+    )
+    metrics.gauge(
+        "sessions_total",
+        "Support sessions started since start",
+        lambda: desk.sessions_total,
+    )
+    metrics.gauge(
+        "websockets", "Signalling websockets open", lambda: len(signalling.sockets)
+    )
+    return Node(config, store, signer, desk, signalling, metrics, admin_key, created)
+
+
+def create_app(config: Config) -> web.Application:
+    if config.ice_host:
+        announce_host_addresses([config.ice_host])
+    node = build_node(config)
+    app = web.Application(
+        middlewares=[security_headers, error_middleware],
+        client_max_size=64 * 1024,
+    )
+    app[NODE] = node
+    pages = Pages(config, node.signer, node.store, node.desk)
+    api = Api(config, node.signer, node.desk, node.metrics, node.admin_key)
+    app.add_routes(api.routes())
+    app.add_routes([web.get("/ws", node.signalling.handle)])
+    app.add_routes(pages.routes())
+    app.cleanup_ctx.append(_lifecycle)
+    return app
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    node = app[NODE]
+    recovered = await asyncio.to_thread(finalize_crashed, node.config.recordings_dir)
+    for path in recovered:
+        logger.info("recording %s: finalized after an unclean stop", path.name)
+    yield
+    logger.info("shutting down: ending %d sessions", len(node.desk.sessions))
+    await node.desk.close_all("server shutting down")
+    await node.signalling.close_all()
+    await node.store.close()

@@ -1,0 +1,153 @@
+"""One `Config` for the whole server, from defaults, ``TAPLINE_*`` variables and flags.
+
+Nothing else in Tapline reads the environment: `Config.from_env` does it once and
+`run.py` applies command-line flags on top.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Config"]
+
+
+def _secret_repr(value: str) -> str:
+    return "'***'" if value else "''"
+
+
+@dataclass
+class Config:
+    """Every setting of a Tapline node, with its unit and default."""
+
+    host: str = "127.0.0.1"
+    """Address the HTTP server listens on."""
+    port: int = 8080
+    """TCP port the HTTP server listens on."""
+    data_dir: Path = Path("data")
+    """Recordings, the generated secret and the admin key live here."""
+    public_url: str = ""
+    """Origin links are built on (e.g. https://support.example); default: http://host:port."""
+    redis_url: str = ""
+    """Shared Redis for scale-out; empty: in-memory state on this node."""
+    ice_host: str = ""
+    """Address the server announces as its ICE host candidate (e.g. 127.0.0.1)."""
+    ice_servers: list[str] = field(default_factory=list)
+    """STUN/TURN URLs for the server's peers and the browsers; none by default."""
+    cert: str = ""
+    """TLS certificate file (PEM); phones need HTTPS for the camera off localhost."""
+    key: str = ""
+    """TLS private key file (PEM)."""
+    self_signed: bool = False
+    """Make (once) and use a self-signed certificate kept in the data dir."""
+    secret: str = field(default="", repr=False)
+    """HMAC secret for links; empty: generated into <data_dir>/secret.key."""
+    admin_key: str = field(default="", repr=False)
+    """Bearer key for /api; empty: generated into <data_dir>/admin.key."""
+    demo: bool = True
+    """Open the built-in demo room with synthetic cameras."""
+    log_json: bool = False
+    """Log one JSON object per line."""
+    log_level: str = "INFO"
+    """Root log level."""
+
+    customer_link_ttl_s: int = 24 * 3600
+    """How long a customer (support/direct) link stays valid, seconds."""
+    login_link_ttl_s: int = 3600
+    """How long a one-time staff login link stays valid, seconds."""
+    staff_session_ttl_s: int = 12 * 3600
+    """How long a staff sign-in lasts, seconds."""
+    rejoin_grace_s: float = 10.0
+    """A participant who vanished may come back this long before the session ends."""
+    heartbeat_s: float = 5.0
+    """Websocket ping interval; a missed pong closes the socket, seconds."""
+    ice_timeout_s: float = 20.0
+    """A peer that has not connected this long after its offer is dropped, seconds."""
+    max_message_bytes: int = 64 * 1024
+    """Largest websocket message accepted, bytes."""
+    max_sdp_bytes: int = 32 * 1024
+    """Largest SDP accepted, bytes."""
+    max_sessions: int = 200
+    """Support sessions one node hosts at once."""
+    video_bitrate: int = 1_200_000
+    """Target bitrate of the encoded feeds, bits per second."""
+    video_fps: int = 30
+    """Frame rate of synthetic feeds, frames per second."""
+    keyframe_interval_s: float = 2.0
+    """Longest time between two keyframes of a feed, seconds."""
+    keyframe_min_gap_s: float = 0.5
+    """Forced keyframes of a feed are coalesced to one per this gap, seconds."""
+    recording_fragment_s: float = 1.0
+    """Fragment length of recordings; a crash loses at most about this, seconds."""
+    record: bool = True
+    """Record support sessions."""
+
+    @property
+    def origin(self) -> str:
+        """The public origin links are built on."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        scheme = "https" if (self.cert or self.self_signed) else "http"
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{scheme}://{host}:{self.port}"
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.data_dir / "recordings"
+
+    def safe_dict(self) -> dict[str, Any]:
+        """The settings with secrets starred, for logs and /healthz."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("secret", "admin_key"):
+                value = "***" if value else ""
+            elif isinstance(value, Path):
+                value = str(value)
+            out[f.name] = value
+        return out
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
+        """Defaults overridden by ``TAPLINE_<FIELD>`` variables."""
+        source = os.environ if env is None else env
+        changes: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = source.get(f"TAPLINE_{f.name.upper()}")
+            if raw is None:
+                continue
+            changes[f.name] = _parse(f.name, f.type, raw)
+        return cls(**changes)
+
+
+def _parse(name: str, kind: Any, raw: str) -> Any:
+    kind = str(kind)
+    try:
+        if kind == "bool":
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "Path":
+            return Path(raw)
+        if kind == "list[str]":
+            return [part.strip() for part in raw.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(
+            f"TAPLINE_{name.upper()}: cannot read {raw!r} as {kind}"
+        ) from None
+    return raw

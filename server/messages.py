@@ -1,0 +1,173 @@
+"""The signalling message schema, defined once for the server and the browser.
+
+Every websocket message is a JSON object ``{"v": 1, "type": ..., ...}``. `parse`
+turns raw text into one of the typed messages below or raises `ProtocolError`; no
+handler ever sees an unchecked dict. `/api/schema.json` serves `schema()` so the
+browser module and tests read the same definition.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+from dataclasses import dataclass
+from typing import Any, ClassVar, get_type_hints
+
+from server.errors import ProtocolError
+
+__all__ = [
+    "VERSION",
+    "ClientMessage",
+    "End",
+    "Join",
+    "Offer",
+    "Type",
+    "encode",
+    "parse",
+    "schema",
+]
+
+VERSION = 1
+
+
+class Type(enum.StrEnum):
+    # client -> server
+    JOIN = "join"
+    OFFER = "offer"
+    END = "end"
+    # server -> client
+    WELCOME = "welcome"
+    SESSION = "session"
+    ANSWER = "answer"
+    ENDED = "ended"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class ClientMessage:
+    type: ClassVar[Type]
+    ref: str | None = dataclasses.field(default=None, kw_only=True)
+    """Echoed back on the reply or error, so a client can match them."""
+
+
+@dataclass(frozen=True)
+class Join(ClientMessage):
+    """Enter with a participant token (customer) or the staff cookie (console)."""
+
+    type: ClassVar[Type] = Type.JOIN
+    token: str = ""
+    device: str = ""
+
+
+@dataclass(frozen=True)
+class Offer(ClientMessage):
+    """A browser's SDP offer for one session; the server answers."""
+
+    type: ClassVar[Type] = Type.OFFER
+    session: str
+    sdp: str
+    width: int = 0
+    height: int = 0
+
+
+@dataclass(frozen=True)
+class End(ClientMessage):
+    type: ClassVar[Type] = Type.END
+    session: str
+    reason: str = "ended by participant"
+
+
+_CLIENT_TYPES: dict[str, type[ClientMessage]] = {
+    str(cls.type): cls for cls in (Join, Offer, End)
+}
+_LIMITS = {"token": 2048, "device": 64, "session": 64, "reason": 200, "ref": 64}
+"""Longest accepted string per field, characters (SDP is bounded by Config)."""
+
+
+def parse(raw: str | bytes, *, max_bytes: int, max_sdp_bytes: int) -> ClientMessage:
+    """Validate one websocket message into its typed form."""
+    if len(raw) > max_bytes:
+        raise ProtocolError(f"Message over {max_bytes} bytes.", code="too_large")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ProtocolError("Message is not valid JSON.", code="bad_json") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("Message must be a JSON object.", code="bad_message")
+    ref = data.get("ref")
+    if ref is not None and (not isinstance(ref, str) or len(ref) > _LIMITS["ref"]):
+        raise ProtocolError("Field 'ref' must be a short string.", code="bad_message")
+    if data.get("v", VERSION) != VERSION:
+        raise ProtocolError(
+            f"Protocol version {data.get('v')!r} is not supported; use {VERSION}.",
+            code="bad_message",
+            ref=ref,
+        )
+    kind = data.get("type")
+    cls = _CLIENT_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ProtocolError(
+            f"Unknown message type {kind!r}.", code="unknown_type", ref=ref
+        )
+    return _build(cls, data, ref, max_sdp_bytes)
+
+
+def _build(
+    cls: type[ClientMessage], data: dict[str, Any], ref: str | None, max_sdp: int
+) -> ClientMessage:
+    hints = get_type_hints(cls)
+    values: dict[str, Any] = {"ref": ref}
+    for f in dataclasses.fields(cls):
+        if f.name == "ref":
+            continue
+        required = (
+            f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING
+        )
+        if f.name not in data:
+            if required:
+                raise ProtocolError(
+                    f"'{cls.type}' needs field '{f.name}'.", code="bad_message", ref=ref
+                )
+            continue
+        value = data[f.name]
+        expected = hints[f.name]
+        if expected is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+            ok = ok and 0 <= value <= 100_000
+        else:
+            ok = isinstance(value, str)
+            limit = max_sdp if f.name == "sdp" else _LIMITS.get(f.name, 256)
+            if ok and len(value) > limit:
+                raise ProtocolError(
+                    f"Field '{f.name}' is over {limit} characters.",
+                    code="too_large",
+                    ref=ref,
+                )
+        if not ok:
+            raise ProtocolError(
+                f"Field '{f.name}' of '{cls.type}' has the wrong type.",
+                code="bad_message",
+                ref=ref,
+            )
+        values[f.name] = value
+    return cls(**values)
+
+
+def encode(kind: Type, **fields: Any) -> str:
+    """A server message as JSON text."""
+    return json.dumps({"v": VERSION, "type": str(kind), **fields})
+
+
+def schema() -> dict[str, Any]:
+    """The client message types and their fields, for the browser and the docs."""
+    out: dict[str, Any] = {"version": VERSION, "client": {}, "server": []}
+    for name, cls in _CLIENT_TYPES.items():
+        hints = get_type_hints(cls)
+        out["client"][name] = {
+            f.name: getattr(hints[f.name], "__name__", str(hints[f.name]))
+            for f in dataclasses.fields(cls)
+        }
+    out["server"] = [str(t) for t in Type if t not in (Type.JOIN, Type.OFFER, Type.END)]
+    return out

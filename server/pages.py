@@ -1,0 +1,223 @@
+"""Browser-facing HTTP: one-tap link landing (/j/{token}), the console, static files.
+
+A customer link opens the join page with a participant token for its session; the
+link is bound to the first device (a cookie) that opens it. A login link is single
+use: it signs a staff member in with an HttpOnly, SameSite=Strict cookie and
+redirects to their console.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import secrets
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from server.config import Config
+from server.errors import AuthError, LinkError
+from server.links import Grant, Kind, LinkSigner
+from server.store import Store
+from server.support import SupportDesk, new_session_id
+
+__all__ = ["STAFF_COOKIE", "Pages", "staff_grant"]
+
+logger = logging.getLogger(__name__)
+
+STAFF_COOKIE = "tapline_staff"
+DEVICE_COOKIE = "tapline_device"
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+_LINK_STATUS = {
+    "forged": 403,
+    "wrong_kind": 403,
+    "expired": 410,
+    "revoked": 410,
+    "used": 410,
+    "other_device": 409,
+}
+CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+    "style-src 'self'; script-src 'self'; connect-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
+
+async def staff_grant(request: web.Request, signer: LinkSigner) -> Grant:
+    """The signed-in staff member of this request, or AuthError."""
+    cookie = request.cookies.get(STAFF_COOKIE, "")
+    if not cookie:
+        raise AuthError("Sign in with your staff link first.", code="not_signed_in")
+    try:
+        return await signer.check(cookie, Kind.STAFF)
+    except LinkError:
+        raise AuthError(
+            "Your sign-in has expired. Use a new staff link.", code="not_signed_in"
+        ) from None
+
+
+def page(
+    name: str, boot: dict[str, Any] | None = None, status: int = 200
+) -> web.Response:
+    """A static HTML page with an optional JSON boot block for its script."""
+    text = (STATIC_DIR / name).read_text()
+    if boot is not None:
+        blob = json.dumps(boot).replace("<", "\\u003c")
+        text = text.replace(
+            "<!--boot-->", f'<script id="boot" type="application/json">{blob}</script>'
+        )
+    return web.Response(text=text, content_type="text/html", status=status)
+
+
+def refusal(title: str, reason: str, status: int) -> web.Response:
+    """A clear page that says why the visitor cannot go on."""
+    text = (STATIC_DIR / "refused.html").read_text()
+    text = text.replace("{title}", html.escape(title)).replace(
+        "{reason}", html.escape(reason)
+    )
+    return web.Response(text=text, content_type="text/html", status=status)
+
+
+class Pages:
+    def __init__(
+        self, config: Config, signer: LinkSigner, store: Store, desk: SupportDesk
+    ) -> None:
+        self._config = config
+        self._signer = signer
+        self._store = store
+        self._desk = desk
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/", self.home),
+            web.get("/j/{token}", self.link),
+            web.get("/console", self.console),
+            web.post("/logout", self.logout),
+            web.static("/static", STATIC_DIR),
+        ]
+
+    async def home(self, request: web.Request) -> web.Response:
+        return page("home.html")
+
+    async def link(self, request: web.Request) -> web.StreamResponse:
+        wants_json = "application/json" in request.headers.get("Accept", "")
+        try:
+            grant = await self._signer.check(request.match_info["token"])
+            if grant.kind == Kind.LOGIN:
+                return await self._login(grant)
+            if grant.kind == Kind.DIRECT:
+                return await self._customer(request, grant, wants_json)
+            raise LinkError(
+                f"This node does not serve {grant.kind} links yet.", code="wrong_kind"
+            )
+        except LinkError as exc:
+            status = _LINK_STATUS.get(exc.code, 403)
+            logger.info("link refused: %s", exc.code)
+            if wants_json:
+                return web.json_response(
+                    {"code": exc.code, "reason": exc.reason}, status=status
+                )
+            return refusal("This link cannot be used", exc.reason, status)
+
+    async def _login(self, grant: Grant) -> web.StreamResponse:
+        await self._signer.burn(grant)
+        cookie, _ = self._signer.sign(
+            Kind.STAFF,
+            self._config.staff_session_ttl_s,
+            name=grant.get("name"),
+            role=grant.get("role", "technician"),
+        )
+        logger.info("staff %s signed in", grant.get("name"))
+        response = web.Response(status=303, headers={"Location": "/console"})
+        response.set_cookie(
+            STAFF_COOKIE,
+            cookie,
+            max_age=self._config.staff_session_ttl_s,
+            httponly=True,
+            samesite="Strict",
+            secure=self._config.origin.startswith("https"),
+            path="/",
+        )
+        return response
+
+    async def _customer(
+        self, request: web.Request, grant: Grant, wants_json: bool
+    ) -> web.StreamResponse:
+        device = request.cookies.get(DEVICE_COOKIE, "")
+        if not (8 <= len(device) <= 64 and device.isalnum()):
+            device = secrets.token_hex(16)
+        await self._signer.bind(grant, device)
+        ttl = max(60.0, grant.expires_at - self._signer.now())
+        session_id = await self._store.claim(
+            f"link:session:{grant.id}", new_session_id(), ttl
+        )
+        if session_id in self._desk.ended:
+            raise LinkError(
+                "This support session has ended. Ask for a new link if you need help "
+                "again.",
+                code="used",
+            )
+        customer = await self._store.claim(
+            f"link:customer:{grant.id}", f"c-{secrets.token_hex(3)}", ttl
+        )
+        token, _ = self._signer.sign(
+            Kind.PARTICIPANT,
+            ttl,
+            sid=session_id,
+            pid=customer,
+            tech=grant.get("technician"),
+            link=grant.id,
+        )
+        boot = {
+            "token": token,
+            "session": session_id,
+            "technician": grant.get("technician"),
+            "iceServers": [{"urls": url} for url in self._config.ice_servers],
+        }
+        response: web.StreamResponse
+        response = web.json_response(boot) if wants_json else page("join.html", boot)
+        response.headers["Cache-Control"] = "no-store"
+        response.set_cookie(
+            DEVICE_COOKIE,
+            device,
+            max_age=400 * 24 * 3600,
+            httponly=True,
+            samesite="Lax",
+            secure=self._config.origin.startswith("https"),
+            path="/",
+        )
+        return response
+
+    async def console(self, request: web.Request) -> web.Response:
+        try:
+            grant = await staff_grant(request, self._signer)
+        except AuthError as exc:
+            return refusal("Sign in needed", exc.reason, 401)
+        boot = {
+            "name": grant.get("name"),
+            "role": grant.get("role"),
+            "iceServers": [{"urls": url} for url in self._config.ice_servers],
+        }
+        response = page("console.html", boot)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    async def logout(self, request: web.Request) -> web.StreamResponse:
+        response = web.Response(status=303, headers={"Location": "/"})
+        response.del_cookie(STAFF_COOKIE, path="/")
+        return response
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Any) -> web.StreamResponse:
+    response: web.StreamResponse = await handler(request)
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault(
+        "Permissions-Policy", "camera=(self), microphone=(self)"
+    )
+    return response

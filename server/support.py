@@ -1,0 +1,508 @@
+"""Support sessions: one customer and one technician, media through the server.
+
+A session is created when a customer enters through a link and ends once, with a
+reason: either side ends it, a participant stays away longer than the rejoin grace,
+or the server stops. Media wiring, per session:
+
+    customer camera ─ Source ─> Feed (H.264, encoded once) ─┬─> technician's peer
+                                                             └─> Recording
+    customer mic ─ Source ─┬─> technician's peer       technician mic ─┬─> customer
+                           └─> AudioMixer ─> Recording                 └─> AudioMixer
+    technician camera (optional) ─ Source ─> customer's peer (small inset)
+
+Recording starts when both peers are first connected; the timeline's clock is the
+recording's media clock (events before it carry negative times).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import av
+from aiortc import MediaStreamTrack
+
+from recorder import AudioMixer, Recording, Timeline
+from server.config import Config
+from server.errors import CapacityError, NotFound, ProtocolError
+from server.media import Feed, FrameTrack, Peer, PeerState, Source
+from server.messages import Type, encode
+
+__all__ = ["Channel", "Role", "SessionState", "SupportDesk", "SupportSession"]
+
+logger = logging.getLogger(__name__)
+
+_MIX_EVERY_S = 0.1
+"""How often mixed audio is pulled into the recording, seconds."""
+
+
+class Channel(Protocol):
+    """How the domain talks to one connected participant (a websocket, in practice)."""
+
+    label: str
+
+    async def send(self, text: str) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+class Role(enum.StrEnum):
+    CUSTOMER = "customer"
+    TECHNICIAN = "technician"
+
+
+class SessionState(enum.StrEnum):
+    WAITING = "waiting"
+    """The customer is in; the technician has not connected yet."""
+    CONNECTING = "connecting"
+    LIVE = "live"
+    ENDED = "ended"
+
+
+def new_session_id() -> str:
+    return secrets.token_hex(8)
+
+
+@dataclass
+class _Seat:
+    """One role's place in a session."""
+
+    role: Role
+    name: str
+    channel: Channel | None = None
+    peer: Peer | None = None
+    sources: list[Source] = field(default_factory=list)
+    outlets: dict[str, MediaStreamTrack] = field(default_factory=dict)
+    grace: asyncio.TimerHandle | None = None
+
+
+class SupportSession:
+    def __init__(
+        self,
+        session_id: str,
+        *,
+        technician: str,
+        customer: str,
+        link_id: str,
+        config: Config,
+        on_closed: Callable[[SupportSession], None],
+    ) -> None:
+        self.id = session_id
+        self.link_id = link_id
+        self.state = SessionState.WAITING
+        self.end_reason = ""
+        self.created = time.time()
+        self._config = config
+        self._on_closed = on_closed
+        self._seats = {
+            Role.CUSTOMER: _Seat(Role.CUSTOMER, customer),
+            Role.TECHNICIAN: _Seat(Role.TECHNICIAN, technician),
+        }
+        self._t0 = time.monotonic()
+        self._media_t0: float | None = None
+        self._early_events: list[tuple[float, str, dict[str, Any]]] = []
+        self._replaying: float | None = None
+        self._timeline: Timeline | None = None
+        self._directory = config.recordings_dir / session_id
+        self._recording: Recording | None = None
+        self._mixer: AudioMixer | None = None
+        self._mix_task: asyncio.Task[None] | None = None
+        self._feed = Feed(
+            f"{session_id}/customer",
+            clock=self._media_clock,
+            bitrate=config.video_bitrate,
+            keyframe_interval_s=config.keyframe_interval_s,
+            keyframe_min_gap_s=config.keyframe_min_gap_s,
+        )
+        self._closing: asyncio.Task[None] | None = None
+        logger.info(
+            "session %s: created for customer %s and technician %s",
+            self.id,
+            customer,
+            technician,
+        )
+        self.event("created", technician=technician, customer=customer)
+
+    # clocks and timeline
+
+    def _media_clock(self) -> float:
+        """Seconds on the recording's clock (since creation until it starts)."""
+        return time.monotonic() - (self._media_t0 or self._t0)
+
+    def event(self, kind: str, **fields: Any) -> None:
+        """Add one event to the timeline, on the media clock."""
+        if self._timeline is not None:
+            self._timeline.append(kind, **fields)
+        else:
+            self._early_events.append((time.monotonic(), kind, fields))
+
+    def _timeline_clock(self) -> float:
+        if self._replaying is not None:
+            return self._replaying
+        return self._media_clock()
+
+    def _open_timeline(self, t0: float) -> Timeline:
+        """Open the timeline once its zero is known; write what happened before."""
+        self._directory.mkdir(parents=True, exist_ok=True)
+        timeline = Timeline(self._directory / "timeline.jsonl", self._timeline_clock)
+        for at, kind, fields in self._early_events:
+            self._replaying = at - t0
+            timeline.append(kind, **fields)
+        self._replaying = None
+        self._early_events.clear()
+        return timeline
+
+    # participants
+
+    @property
+    def technician(self) -> str:
+        return self._seats[Role.TECHNICIAN].name
+
+    @property
+    def customer(self) -> str:
+        return self._seats[Role.CUSTOMER].name
+
+    def summary(self) -> dict[str, Any]:
+        seats = self._seats.values()
+        return {
+            "session": self.id,
+            "state": str(self.state),
+            "technician": self.technician,
+            "customer": self.customer,
+            "present": {str(s.role): s.channel is not None for s in seats},
+            "media": {
+                str(s.role): str(s.peer.state) if s.peer else "none" for s in seats
+            },
+            "recording": self._recording is not None,
+            "recording_error": self._recording.error if self._recording else None,
+        }
+
+    async def broadcast(self) -> None:
+        text = encode(Type.SESSION, **self.summary())
+        for seat in self._seats.values():
+            if seat.channel is not None:
+                await _send_quietly(seat.channel, text)
+
+    async def attach(self, role: Role, channel: Channel) -> None:
+        """A participant's signalling channel arrived (first time or a rejoin)."""
+        if self.state == SessionState.ENDED:
+            raise NotFound("This session has ended.", code="ended")
+        seat = self._seats[role]
+        if seat.grace is not None:
+            seat.grace.cancel()
+            seat.grace = None
+        old = seat.channel
+        seat.channel = channel
+        if old is not None and old is not channel:
+            # The newest tab wins: tell the older one why it lost the session.
+            await _send_quietly(
+                old,
+                encode(
+                    Type.ERROR,
+                    code="replaced",
+                    reason="This session was opened in another tab or window.",
+                    session=self.id,
+                ),
+            )
+        self.event("join", role=str(role), name=seat.name)
+        await self.broadcast()
+
+    async def detach(self, role: Role, channel: Channel, reason: str) -> None:
+        """A participant's channel closed; they have the grace period to return."""
+        seat = self._seats[role]
+        if seat.channel is not channel or self.state == SessionState.ENDED:
+            return
+        seat.channel = None
+        self.event("leave", role=str(role), name=seat.name, reason=reason)
+        await self._drop_media(seat)
+        grace = self._config.rejoin_grace_s
+        seat.grace = asyncio.get_running_loop().call_later(
+            grace, self._grace_expired, role
+        )
+        logger.info(
+            "session %s: %s left (%s); %.0f s to return", self.id, role, reason, grace
+        )
+        await self.broadcast()
+
+    def _grace_expired(self, role: Role) -> None:
+        self._seats[role].grace = None
+        self.end_soon(f"{role} left and did not return")
+
+    # media
+
+    async def offer(self, role: Role, sdp: str, width: int, height: int) -> str:
+        """A participant's SDP offer: (re)build its peer and answer."""
+        if self.state == SessionState.ENDED:
+            raise ProtocolError("This session has ended.", code="wrong_state")
+        seat = self._seats[role]
+        if seat.channel is None:
+            raise ProtocolError("Join the session before offering.", code="wrong_state")
+        await self._drop_media(seat)
+        if role == Role.CUSTOMER and width and height and self._feed.size is None:
+            self._feed.size = (min(width, 1920) // 2 * 2, min(height, 1080) // 2 * 2)
+
+        peer = Peer(
+            f"{self.id}/{role}",
+            ice_servers=self._config.ice_servers,
+            on_track=lambda track: self._inbound(seat, track),
+            on_state=self._peer_state,
+            max_sdp_bytes=self._config.max_sdp_bytes,
+            ice_timeout_s=self._config.ice_timeout_s,
+        )
+        seat.peer = peer
+        seat.outlets = self._outlets_for(role)
+        try:
+            answer = await peer.answer(sdp, list(seat.outlets.values()))
+        except Exception:
+            await self._drop_media(seat)
+            raise
+        self.event("offer", role=str(role))
+        if self.state == SessionState.WAITING and all(
+            s.peer is not None for s in self._seats.values()
+        ):
+            await self._set_state(SessionState.CONNECTING)
+        await self.broadcast()
+        return answer
+
+    def _outlets_for(self, role: Role) -> dict[str, MediaStreamTrack]:
+        """The tracks the server sends to this role, in offer m-line order."""
+        if role == Role.TECHNICIAN:
+            return {
+                "video": self._feed.subscribe(f"{self.id}/technician"),
+                "audio": FrameTrack("audio", f"{self.id}/to-technician"),
+            }
+        return {
+            "audio": FrameTrack("audio", f"{self.id}/to-customer"),
+            "video": FrameTrack("video", f"{self.id}/technician-camera"),
+        }
+
+    def _inbound(self, seat: _Seat, track: MediaStreamTrack) -> None:
+        other = self._seats[
+            Role.TECHNICIAN if seat.role == Role.CUSTOMER else Role.CUSTOMER
+        ]
+        label = f"{self.id}/{seat.role}-{track.kind}"
+
+        def sink(frame: av.frame.Frame) -> None:
+            if track.kind == "video" and seat.role == Role.CUSTOMER:
+                self._feed.push(frame)
+                return
+            outlet = other.outlets.get(track.kind)
+            if isinstance(outlet, FrameTrack):
+                outlet.push(frame)
+            if track.kind == "audio" and self._mixer is not None:
+                assert isinstance(frame, av.AudioFrame)
+                self._mixer.push(str(seat.role), frame, self._media_clock())
+
+        seat.sources.append(Source(label, track, sink))
+
+    def _peer_state(self, peer: Peer, state: PeerState) -> None:
+        asyncio.get_running_loop().create_task(self._peer_changed(peer, state))
+
+    async def _peer_changed(self, peer: Peer, state: PeerState) -> None:
+        seat = next((s for s in self._seats.values() if s.peer is peer), None)
+        if seat is None or self.state == SessionState.ENDED:
+            return
+        self.event("media", role=str(seat.role), state=str(state))
+        if state == PeerState.FAILED:
+            await self._drop_media(seat)
+            if seat.channel is None:
+                self.end_soon(f"{seat.role} connection failed")
+        elif state == PeerState.CONNECTED and all(
+            s.peer is not None and s.peer.state == PeerState.CONNECTED
+            for s in self._seats.values()
+        ):
+            if self._media_t0 is None:
+                self._start_recording()
+            await self._set_state(SessionState.LIVE)
+        await self.broadcast()
+
+    async def _drop_media(self, seat: _Seat) -> None:
+        peer, seat.peer = seat.peer, None
+        sources, seat.sources = seat.sources, []
+        seat.outlets = {}
+        for source in sources:
+            await source.stop()
+        if peer is not None:
+            await peer.close()
+
+    def _start_recording(self) -> None:
+        now = time.monotonic()
+        self._media_t0 = now
+        self._timeline = self._open_timeline(now)
+        if not self._config.record:
+            return
+        self._mixer = AudioMixer()
+        self._feed.add_listener(self._record_packet)
+        self._mix_task = asyncio.get_running_loop().create_task(
+            self._mix(), name=f"mix {self.id}"
+        )
+        self.event("recording", state="started")
+
+    def _record_packet(self, packet: av.Packet) -> None:
+        if self._recording is None:
+            if not packet.is_keyframe or self._feed.size is None:
+                return
+            width, height = self._feed.size
+            self._recording = Recording(
+                self._directory,
+                width=width,
+                height=height,
+                fragment_s=self._config.recording_fragment_s,
+            )
+        self._recording.put_video(_copy_packet(packet))
+
+    async def _mix(self) -> None:
+        assert self._mixer is not None
+        while True:
+            await asyncio.sleep(_MIX_EVERY_S)
+            for frame in self._mixer.pull(self._media_clock()):
+                if self._recording is not None:
+                    self._recording.put_audio(frame)
+
+    async def _set_state(self, state: SessionState) -> None:
+        if state == self.state:
+            return
+        logger.info("session %s: %s -> %s", self.id, self.state, state)
+        self.state = state
+        self.event("state", state=str(state))
+
+    # ending
+
+    def end_soon(self, reason: str) -> None:
+        if self._closing is None:
+            self._closing = asyncio.get_running_loop().create_task(
+                self.end(reason), name=f"end {self.id}"
+            )
+
+    async def end(self, reason: str) -> None:
+        """End once: tell both sides, free the media, finalize the recording."""
+        if self.state == SessionState.ENDED:
+            return
+        await self._set_state(SessionState.ENDED)
+        self.end_reason = reason
+        duration = round(self._media_clock(), 3)
+        self.event("end", reason=reason)
+        text = encode(Type.ENDED, session=self.id, reason=reason)
+        for seat in self._seats.values():
+            if seat.grace is not None:
+                seat.grace.cancel()
+            if seat.channel is not None:
+                await _send_quietly(seat.channel, text)
+            await self._drop_media(seat)
+        self._feed.remove_listener(self._record_packet)
+        await self._feed.close()
+        if self._mix_task is not None:
+            self._mix_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._mix_task
+        if self._recording is not None:
+            await self._recording.aclose(reason)
+        if self._timeline is None:
+            self._timeline = self._open_timeline(self._t0)
+        self._timeline.close()
+        logger.info("session %s: closed (%s) after %.1f s", self.id, reason, duration)
+        self._on_closed(self)
+
+
+def _copy_packet(packet: av.Packet) -> av.Packet:
+    """A private copy for the recorder thread: muxing rewrites a packet's fields."""
+    copy = av.Packet(bytes(packet))
+    copy.pts = packet.pts
+    copy.dts = packet.dts
+    copy.time_base = packet.time_base
+    copy.is_keyframe = packet.is_keyframe
+    return copy
+
+
+async def _send_quietly(channel: Channel, text: str) -> None:
+    try:
+        await channel.send(text)
+    except (ConnectionError, RuntimeError) as exc:
+        logger.debug("channel %s: send failed: %s", channel.label, exc)
+
+
+class SupportDesk:
+    """The support sessions of this node and the technicians signed in to it."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self.sessions: dict[str, SupportSession] = {}
+        self.ended: dict[str, str] = {}
+        self._consoles: dict[str, set[Channel]] = {}
+        self.sessions_total = 0
+
+    def get(self, session_id: str) -> SupportSession:
+        session = self.sessions.get(session_id)
+        if session is None:
+            if session_id in self.ended:
+                raise NotFound(
+                    f"This session has ended: {self.ended[session_id]}.", code="ended"
+                )
+            raise NotFound("There is no such session.")
+        return session
+
+    def open(
+        self, session_id: str, *, technician: str, customer: str, link_id: str
+    ) -> SupportSession:
+        """The session for this id, created on the first join."""
+        if session_id in self.sessions:
+            return self.sessions[session_id]
+        if session_id in self.ended:
+            raise NotFound(
+                f"This session has ended: {self.ended[session_id]}.", code="ended"
+            )
+        if len(self.sessions) >= self._config.max_sessions:
+            raise CapacityError("All our lines are busy. Please try again shortly.")
+        session = SupportSession(
+            session_id,
+            technician=technician,
+            customer=customer,
+            link_id=link_id,
+            config=self._config,
+            on_closed=self._closed,
+        )
+        self.sessions[session_id] = session
+        self.sessions_total += 1
+        return session
+
+    def _closed(self, session: SupportSession) -> None:
+        self.sessions.pop(session.id, None)
+        self.ended[session.id] = session.end_reason
+        while len(self.ended) > 10_000:
+            self.ended.pop(next(iter(self.ended)))
+        text = encode(Type.ENDED, session=session.id, reason=session.end_reason)
+        for channel in self._consoles.get(session.technician, set()):
+            asyncio.get_running_loop().create_task(_send_quietly(channel, text))
+
+    def for_technician(self, name: str) -> list[SupportSession]:
+        return [s for s in self.sessions.values() if s.technician == name]
+
+    async def console_joined(self, name: str, channel: Channel) -> None:
+        self._consoles.setdefault(name, set()).add(channel)
+        for session in self.for_technician(name):
+            await self.notify_console(session)
+
+    def console_left(self, name: str, channel: Channel) -> None:
+        channels = self._consoles.get(name)
+        if channels is not None:
+            channels.discard(channel)
+            if not channels:
+                del self._consoles[name]
+
+    async def notify_console(self, session: SupportSession) -> None:
+        text = encode(Type.SESSION, **session.summary())
+        for channel in list(self._consoles.get(session.technician, ())):
+            await _send_quietly(channel, text)
+
+    async def close_all(self, reason: str) -> None:
+        await asyncio.gather(
+            *(s.end(reason) for s in list(self.sessions.values())),
+            return_exceptions=True,
+        )

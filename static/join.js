@@ -1,0 +1,136 @@
+// The customer's page: one tap starts the camera and connects to the technician.
+import {
+  $, PEER_WORDS, Signal, clearError, countFrames, makeOffer, readBoot, showError,
+  showState,
+} from "/static/tapline.js";
+
+const boot = readBoot();
+const stateEl = $("state");
+const errorEl = $("error");
+let media = null;
+let pc = null;
+let ended = false;
+
+const SESSION_WORDS = {
+  waiting: "You're in. Waiting for the technician to connect…",
+  connecting: "Connecting you to the technician…",
+  live: "Live: the technician can see and hear you.",
+};
+
+async function openCamera() {
+  // Back camera preferred; `ideal` lets any camera serve where there is none.
+  const video = { facingMode: { ideal: "environment" }, width: { ideal: 1280 },
+    height: { ideal: 720 } };
+  try {
+    return await navigator.mediaDevices.getUserMedia({ video, audio: true });
+  } catch (error) {
+    if (error.name === "NotAllowedError" || error.name === "SecurityError") {
+      throw error;
+    }
+    // No microphone (or it is busy): carry on with the camera alone.
+    return await navigator.mediaDevices.getUserMedia({ video, audio: false });
+  }
+}
+
+async function connectPeer() {
+  if (pc) pc.close();
+  pc = new RTCPeerConnection({ iceServers: boot.iceServers || [] });
+  const [camera] = media.getVideoTracks();
+  const [mic] = media.getAudioTracks();
+  const cameraTx = pc.addTransceiver(camera, { direction: "sendonly", streams: [media] });
+  pc.addTransceiver(mic || "audio", { direction: mic ? "sendrecv" : "recvonly" });
+  pc.addTransceiver("video", { direction: "recvonly" });
+  try {
+    const params = cameraTx.sender.getParameters();
+    params.degradationPreference = "maintain-resolution";
+    await cameraTx.sender.setParameters(params);
+  } catch (error) {
+    // Older browsers lack degradationPreference; the default is fine there.
+  }
+  pc.addEventListener("track", ({ track }) => {
+    if (track.kind === "audio") {
+      $("technician-audio").srcObject = new MediaStream([track]);
+    } else {
+      const inset = $("technician-video");
+      inset.srcObject = new MediaStream([track]);
+      track.addEventListener("unmute", () => { inset.hidden = false; });
+      track.addEventListener("mute", () => { inset.hidden = true; });
+    }
+  });
+  pc.addEventListener("connectionstatechange", () => {
+    if (!ended && pc.connectionState !== "connected") {
+      showState(stateEl, pc.connectionState, PEER_WORDS[pc.connectionState]);
+    }
+  });
+  const settings = camera.getSettings();
+  const sdp = await makeOffer(pc);
+  const answer = await signal.request("offer", {
+    session: boot.session, sdp, width: settings.width || 0, height: settings.height || 0,
+  });
+  await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
+}
+
+function finish(reason) {
+  ended = true;
+  signal.stop();
+  if (pc) pc.close();
+  if (media) for (const track of media.getTracks()) track.stop();
+  $("end").hidden = true;
+  showState(stateEl, "ended", `The session has ended: ${reason}.`);
+}
+
+const signal = new Signal({
+  onOpen: async () => {
+    try {
+      await signal.request("join", { token: boot.token });
+      await connectPeer();
+      clearError(errorEl);
+    } catch (error) {
+      showError(errorEl, error);
+      if (error.code === "ended" || error.code === "expired") finish(error.reason);
+    }
+  },
+  onMessage: (message) => {
+    if (message.type === "session") {
+      const words = SESSION_WORDS[message.state];
+      if (words) showState(stateEl, message.state, words);
+    } else if (message.type === "ended") {
+      finish(message.reason);
+    } else if (message.type === "error") {
+      showError(errorEl, message);
+      if (message.code === "replaced") finish("it continues in another tab");
+    }
+  },
+  onClose: () => {
+    if (!ended) showState(stateEl, "reconnecting", "Connection lost, reconnecting…");
+  },
+});
+
+async function start() {
+  clearError(errorEl);
+  $("start").disabled = true;
+  showState(stateEl, "camera", "Starting your camera…");
+  try {
+    media = await openCamera();
+  } catch (error) {
+    showError(errorEl, error);
+    showState(stateEl, "idle", "Your camera is not on yet.");
+    $("start").textContent = "Try again";
+    $("start").disabled = false;
+    return;
+  }
+  $("start").hidden = true;
+  $("intro").hidden = true;
+  $("stage").hidden = false;
+  $("preview").srcObject = media;
+  $("end").hidden = false;
+  countFrames($("technician-video"));
+  showState(stateEl, "connecting", "Connecting…");
+  signal.connect();
+}
+
+$("start").addEventListener("click", start);
+$("end").addEventListener("click", () => {
+  signal.send("end", { session: boot.session, reason: "customer pressed End" });
+});
+window.addEventListener("unhandledrejection", (event) => showError(errorEl, event.reason));

@@ -1,0 +1,100 @@
+"""Fixtures: a real Tapline node on loopback with its own data dir."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from server.app import NODE, Node, create_app
+from server.config import Config
+from server.links import Kind
+
+TEST_SECRET = "test-secret-0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def node_config(data_dir: Path, **changes: object) -> Config:
+    base = Config(
+        host="127.0.0.1",
+        port=free_port(),
+        data_dir=data_dir,
+        ice_host="127.0.0.1",
+        secret=TEST_SECRET,
+        admin_key="test-admin-key",
+        demo=False,
+        rejoin_grace_s=1.0,
+        heartbeat_s=2.0,
+    )
+    return base.replace(**changes)
+
+
+@dataclass
+class RunningNode:
+    node: Node
+    base: str
+    runner: web.AppRunner
+
+    @property
+    def config(self) -> Config:
+        return self.node.config
+
+    def direct_link(self, technician: str = "tech-1", ttl_s: float = 3600) -> str:
+        token, _ = self.node.signer.sign(Kind.DIRECT, ttl_s, technician=technician)
+        return f"{self.base}/j/{token}"
+
+    def login_link(self, name: str = "tech-1", role: str = "technician") -> str:
+        return self.node.login_url(name, role)
+
+    async def metric(self, name: str) -> float:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{self.base}/metrics") as r,
+        ):
+            for line in (await r.text()).splitlines():
+                if line.startswith(f"tapline_{name} "):
+                    return float(line.split()[1])
+        raise AssertionError(f"metric {name} missing")
+
+
+async def start_node(config: Config) -> RunningNode:
+    app = create_app(config)
+    runner = web.AppRunner(app, shutdown_timeout=2.0)
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port)
+    await site.start()
+    return RunningNode(app[NODE], config.origin, runner)
+
+
+@pytest.fixture
+async def node(tmp_path: Path) -> AsyncIterator[RunningNode]:
+    running = await start_node(node_config(tmp_path / "data"))
+    yield running
+    await running.runner.cleanup()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(
+        cookie_jar=aiohttp.CookieJar(unsafe=True)
+    ) as session:
+        yield session
+
+
+@pytest.fixture
+async def tech_http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A second cookie jar, for the technician's side."""
+    async with aiohttp.ClientSession(
+        cookie_jar=aiohttp.CookieJar(unsafe=True)
+    ) as session:
+        yield session

@@ -1,0 +1,120 @@
+"""A customer and a technician as aiortc peers through a real node, recorded."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import aiohttp
+import av
+
+from tests.conftest import RunningNode
+from tests.peers import Customer, Technician, wait_for
+
+
+async def _live_session(
+    node: RunningNode,
+    http: aiohttp.ClientSession,
+    tech_http: aiohttp.ClientSession,
+    link: str = "",
+) -> tuple[Customer, Technician, str]:
+    technician = Technician(node.base, tech_http)
+    await technician.sign_in(node.login_link("tech-1"))
+    await technician.join()
+
+    customer = Customer(node.base, http, colour="red")
+    session = await customer.join(link or node.direct_link("tech-1"))
+    await technician.expect("session", session=session)
+    await technician.take(session)
+    await customer.expect("session", state="live", timeout_s=15)
+    return customer, technician, session
+
+
+def _timeline(directory: Path) -> list[dict[str, object]]:
+    lines = (directory / "timeline.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+async def test_customer_camera_reaches_technician_and_is_recorded(
+    node: RunningNode, http: aiohttp.ClientSession, tech_http: aiohttp.ClientSession
+) -> None:
+    customer, technician, session = await _live_session(node, http, tech_http)
+    started = time.monotonic()
+    try:
+        await wait_for(lambda: technician.video.frames >= 60, 15, "technician frames")
+        await wait_for(lambda: customer.audio_frames >= 50, 10, "customer hears")
+        await wait_for(lambda: technician.audio_frames >= 50, 10, "technician hears")
+        assert technician.video.colours.most_common(1)[0][0] == "red"
+        assert technician.video.sizes == {(640, 480)}
+        await wait_for(lambda: time.monotonic() - started > 4.0, 6, "4 s of session")
+        await customer.send(type="end", session=session, reason="done")
+        ended = await technician.expect("ended", session=session)
+        assert "customer" in ended["reason"]
+        duration = time.monotonic() - started
+    finally:
+        await customer.close()
+        await technician.close()
+
+    directory = node.config.recordings_dir / session
+    meta = json.loads((directory / "meta.json").read_text())
+    assert meta["finalized"] is True
+    with av.open(str(directory / "video.mp4")) as container:
+        video = container.streams.video[0]
+        assert (video.codec_context.width, video.codec_context.height) == (640, 480)
+        assert container.streams.audio, "no audio stream in the recording"
+        frames = [f for f in container.decode(video=0)]
+    assert frames, "the recording has no video frames"
+    media_s = float(frames[-1].time - frames[0].time)
+    assert abs(media_s - duration) < 1.0, (media_s, duration)
+    kinds = [event["kind"] for event in _timeline(directory)]
+    assert kinds[0] == "created" and kinds[-1] == "end"
+    assert "join" in kinds and "state" in kinds
+    assert await node.metric("peer_connections") == 0
+    assert await node.metric("sessions_active") == 0
+
+
+async def test_customer_vanishing_ends_session_with_reason(
+    node: RunningNode, http: aiohttp.ClientSession, tech_http: aiohttp.ClientSession
+) -> None:
+    customer, technician, session = await _live_session(node, http, tech_http)
+    try:
+        await wait_for(lambda: technician.video.frames >= 10, 10, "frames")
+        # Abrupt: the peer and socket vanish without an 'end' message.
+        await customer.pc.close()
+        assert customer.ws is not None
+        await customer.ws.close()
+        ended = await technician.expect("ended", session=session, timeout_s=15)
+        assert "customer" in ended["reason"]
+    finally:
+        await customer.close()
+        await technician.close()
+    await wait_for(lambda: node.node.desk.sessions == {}, 5, "session gone")
+    assert await node.metric("peer_connections") == 0
+    events = _timeline(node.config.recordings_dir / session)
+    assert events[-1]["kind"] == "end"
+    assert "customer left" in str(events[-1]["reason"])
+
+
+async def test_reload_rejoins_the_same_session(
+    node: RunningNode, http: aiohttp.ClientSession, tech_http: aiohttp.ClientSession
+) -> None:
+    link = node.direct_link("tech-1")
+    customer, technician, session = await _live_session(node, http, tech_http, link)
+    again = Customer(node.base, http, colour="green")
+    try:
+        await wait_for(lambda: technician.video.frames >= 10, 10, "frames")
+        await customer.pc.close()
+        assert customer.ws is not None
+        await customer.ws.close()
+        # The same device opens the same link again, within the rejoin grace.
+        assert await again.join(link) == session
+        technician.video.colours.clear()
+        await wait_for(
+            lambda: technician.video.colours["green"] >= 5, 15, "the new camera"
+        )
+        assert session in node.node.desk.sessions
+    finally:
+        await again.close()
+        await customer.close()
+        await technician.close()
