@@ -41,7 +41,7 @@ def _configure_logging(config: Config) -> None:
             logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
         )
     logging.basicConfig(level=config.log_level.upper(), handlers=[handler])
-    for noisy in ("aioice", "aiortc", "aiohttp.access"):
+    for noisy in ("aioice", "aiortc"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -147,6 +147,7 @@ def main(argv: list[str]) -> int:
         return _print_link(argv[1:])
     from aiohttp import web
 
+    from server.accesslog import RedactingAccessLogger
     from server.app import NODE, create_app
     from server.tls import server_context
 
@@ -171,7 +172,7 @@ def main(argv: list[str]) -> int:
         ssl_context=context,
         print=None,
         shutdown_timeout=5.0,
-        access_log=None,
+        access_log_class=RedactingAccessLogger,
     )
     return 0
 
