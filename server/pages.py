@@ -90,7 +90,7 @@ class Pages:
         self._store = store
         self._desk = desk
 
-    def routes(self) -> list[web.RouteDef]:
+    def routes(self) -> list[web.AbstractRouteDef]:
         return [
             web.get("/", self.home),
             web.get("/j/{token}", self.link),

@@ -291,6 +291,7 @@ class SupportSession:
 
         def sink(frame: av.frame.Frame) -> None:
             if track.kind == "video" and seat.role == Role.CUSTOMER:
+                assert isinstance(frame, av.VideoFrame)
                 self._feed.push(frame)
                 return
             outlet = other.outlets.get(track.kind)
@@ -345,7 +346,7 @@ class SupportSession:
         )
         self.event("recording", state="started")
 
-    def _record_packet(self, packet: av.Packet) -> None:
+    def _record_packet(self, packet: av.Packet[Any]) -> None:
         if self._recording is None:
             if not packet.is_keyframe or self._feed.size is None:
                 return
@@ -411,7 +412,7 @@ class SupportSession:
         self._on_closed(self)
 
 
-def _copy_packet(packet: av.Packet) -> av.Packet:
+def _copy_packet(packet: av.Packet[Any]) -> av.Packet[Any]:
     """A private copy for the recorder thread: muxing rewrites a packet's fields."""
     copy = av.Packet(bytes(packet))
     copy.pts = packet.pts

@@ -61,7 +61,7 @@ class Client:
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await track.recv()
-                if track.kind == "audio":
+                if not isinstance(frame, av.VideoFrame):
                     self.audio_frames += 1
                     continue
                 self.video.frames += 1
@@ -78,7 +78,8 @@ class Client:
         assert self.ws is not None
         async for msg in self.ws:
             if msg.type == aiohttp.WSMsgType.TEXT:
-                self.messages.append(json.loads(msg.data))
+                message: dict[str, Any] = json.loads(msg.data)
+                self.messages.append(message)
 
     async def send(self, **fields: Any) -> None:
         assert self.ws is not None
@@ -89,7 +90,8 @@ class Client:
             if message["type"] == kind and all(
                 message.get(k) == v for k, v in match.items()
             ):
-                return message
+                found: dict[str, Any] = message
+                return found
         return None
 
     async def expect(
@@ -135,7 +137,7 @@ class Customer(Client):
 
     async def open_link(self, url: str) -> dict[str, Any]:
         async with self.http.get(url, headers={"Accept": "application/json"}) as resp:
-            body = await resp.json()
+            body: dict[str, Any] = await resp.json()
             if resp.status != 200:
                 raise AssertionError(f"link refused: {resp.status} {body}")
         self.boot = body

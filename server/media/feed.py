@@ -21,6 +21,7 @@ import fractions
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import av
 from aiortc import MediaStreamTrack, RTCRtpSender
@@ -35,7 +36,7 @@ VIDEO_TIME_BASE = fractions.Fraction(1, 90_000)
 _TRACK_QUEUE_PACKETS = 30
 """Packets one receiver may lag behind before it skips to the next keyframe."""
 
-PacketListener = Callable[[av.Packet], None]
+PacketListener = Callable[["av.Packet[Any]"], None]
 
 
 class PacketTrack(MediaStreamTrack):
@@ -47,7 +48,7 @@ class PacketTrack(MediaStreamTrack):
         super().__init__()
         self.label = label
         self.feed = feed
-        self._queue: asyncio.Queue[av.Packet | None] = asyncio.Queue(
+        self._queue: asyncio.Queue[av.Packet[Any] | None] = asyncio.Queue(
             _TRACK_QUEUE_PACKETS
         )
         self._wait_keyframe = True
@@ -61,9 +62,9 @@ class PacketTrack(MediaStreamTrack):
         def keyframe_requested() -> None:
             feed.request_keyframe(f"receiver {label}")
 
-        sender._send_keyframe = keyframe_requested
+        sender._send_keyframe = keyframe_requested  # type: ignore[method-assign]
 
-    def offer(self, packet: av.Packet) -> None:
+    def offer(self, packet: av.Packet[Any]) -> None:
         if self.readyState != "live":
             return
         if self._wait_keyframe:
@@ -81,7 +82,7 @@ class PacketTrack(MediaStreamTrack):
             return
         self._queue.put_nowait(packet)
 
-    async def recv(self) -> av.Packet:
+    async def recv(self) -> av.Packet[Any]:
         if self.readyState != "live":
             raise MediaStreamError
         packet = await self._queue.get()
@@ -209,7 +210,7 @@ class Feed:
         except Exception:
             logger.exception("feed %s: encoder failed", self.label)
 
-    def _deliver(self, packets: list[av.Packet], now: float) -> None:
+    def _deliver(self, packets: list[av.Packet[Any]], now: float) -> None:
         for packet in packets:
             if packet.is_keyframe:
                 self.last_keyframe_at = now
@@ -243,7 +244,9 @@ class Feed:
         logger.info("feed %s: encoder opened at %dx%d", self.label, width, height)
         return codec
 
-    def _encode(self, frame: av.VideoFrame, pts: int, force: bool) -> list[av.Packet]:
+    def _encode(
+        self, frame: av.VideoFrame, pts: int, force: bool
+    ) -> list[av.Packet[Any]]:
         """Runs on the feed's worker thread."""
         if self.size is None:
             self.size = (frame.width, frame.height)

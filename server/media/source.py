@@ -42,6 +42,8 @@ class Source:
         try:
             while True:
                 frame = await self._track.recv()
+                if not isinstance(frame, Frame):
+                    continue  # inbound tracks yield decoded frames
                 self.frames += 1
                 self._sink(frame)
         except MediaStreamError:

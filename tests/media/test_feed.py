@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiortc
 import av
@@ -35,7 +36,7 @@ def _frame(value: int = 128) -> av.VideoFrame:
     return av.VideoFrame.from_ndarray(image, format="rgb24")
 
 
-async def _encoded(feed: Feed, track: PacketTrack) -> av.Packet:
+async def _encoded(feed: Feed, track: PacketTrack) -> av.Packet[Any]:
     return await asyncio.wait_for(track.recv(), 5)
 
 
