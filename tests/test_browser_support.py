@@ -35,6 +35,11 @@ async def test_console_plays_the_customers_camera(node: RunningNode) -> None:
         first = await frames_advancing(console, "section.session video", 30)
         later = await frames_advancing(console, "section.session video", first + 20)
         assert later > first
+
+        # The technician turns their camera on: the phone shows it in the inset.
+        await console.click("#camera")
+        await phone.wait_for_selector("#technician-video:not([hidden])")
+        await frames_advancing(phone, "#technician-video", 10)
         size = await console.eval_on_selector(
             "section.session video", "v => [v.videoWidth, v.videoHeight]"
         )

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import aiohttp
 import av
+import numpy as np
 
 from tests.conftest import RunningNode
 from tests.peers import Customer, Technician, wait_for
@@ -63,7 +64,19 @@ async def test_customer_camera_reaches_technician_and_is_recorded(
         video = container.streams.video[0]
         assert (video.codec_context.width, video.codec_context.height) == (640, 480)
         assert container.streams.audio, "no audio stream in the recording"
-        frames = [f for f in container.decode(video=0)]
+        frames = list(container.decode(video=0))
+    with av.open(str(directory / "video.mp4")) as container:
+        samples = np.concatenate(
+            [f.to_ndarray().reshape(-1) for f in container.decode(audio=0)]
+        )
+        rate = container.streams.audio[0].rate
+    # Both voices are in the mix: the customer's 440 Hz and the technician's 660 Hz.
+    spectrum = np.abs(np.fft.rfft(samples[-rate * 2 :]))
+    freqs = np.fft.rfftfreq(rate * 2, 1 / rate)
+    loud = float(np.median(spectrum)) * 20
+    for hz in (440, 660):
+        band = spectrum[(freqs > hz - 5) & (freqs < hz + 5)]
+        assert band.max() > loud, f"{hz} Hz voice missing from the recording"
     assert frames, "the recording has no video frames"
     media_s = float(frames[-1].time - frames[0].time)
     assert abs(media_s - duration) < 1.0, (media_s, duration)
@@ -118,3 +131,48 @@ async def test_reload_rejoins_the_same_session(
         await again.close()
         await customer.close()
         await technician.close()
+
+
+async def test_technician_vanishing_ends_session_after_grace(
+    node: RunningNode, http: aiohttp.ClientSession, tech_http: aiohttp.ClientSession
+) -> None:
+    customer, technician, session = await _live_session(node, http, tech_http)
+    try:
+        await technician.pc.close()
+        assert technician.ws is not None
+        await technician.ws.close()
+        waiting = await customer.expect("session", timeout_s=5)
+        ended = await customer.expect("ended", session=session, timeout_s=10)
+        assert ended["reason"] == "technician left and did not return"
+        assert waiting["session"] == session
+    finally:
+        await customer.close()
+        await technician.close()
+    assert await node.metric("peer_connections") == 0
+
+
+async def test_socket_that_stops_answering_pings_is_dropped(
+    node: RunningNode, http: aiohttp.ClientSession
+) -> None:
+    async with http.get(
+        node.direct_link("tech-1"), headers={"Accept": "application/json"}
+    ) as resp:
+        boot = await resp.json()
+    ws = await http.ws_connect(f"{node.base}/ws", autoping=False)
+    try:
+        await ws.send_json({"v": 1, "type": "join", "token": boot["token"]})
+        sessions = node.node.desk.sessions
+        await wait_for(lambda: boot["session"] in sessions, 5, "joined")
+        session = sessions[boot["session"]]
+        # Never answer the server's pings: the heartbeat must notice.
+        await wait_for(
+            lambda: not session.summary()["present"]["customer"],
+            node.config.heartbeat_s * 3,
+            "heartbeat drop",
+        )
+        await wait_for(lambda: node.node.desk.sessions == {}, 5, "session ended")
+        assert (
+            node.node.desk.ended[boot["session"]] == "customer left and did not return"
+        )
+    finally:
+        await ws.close()
