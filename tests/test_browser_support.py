@@ -31,6 +31,8 @@ async def test_console_plays_the_customers_camera(node: RunningNode) -> None:
         await phone.goto(link)
         await phone.click("#start")
         await phone.wait_for_selector("#state[data-state=live]", timeout=20_000)
+        assert not await phone.is_visible("#start")
+        assert await phone.is_visible("#end")
 
         first = await frames_advancing(console, "section.session video", 30)
         later = await frames_advancing(console, "section.session video", first + 20)
