@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -90,6 +92,8 @@ async def test_customer_camera_reaches_technician_and_is_recorded(
 async def test_customer_vanishing_ends_session_with_reason(
     node: RunningNode, http: aiohttp.ClientSession, tech_http: aiohttp.ClientSession
 ) -> None:
+    tasks_before = len(asyncio.all_tasks())
+    threads_before = {t.name for t in threading.enumerate()}
     customer, technician, session = await _live_session(node, http, tech_http)
     try:
         await wait_for(lambda: technician.video.frames >= 10, 10, "frames")
@@ -104,6 +108,10 @@ async def test_customer_vanishing_ends_session_with_reason(
         await technician.close()
     await wait_for(lambda: node.node.desk.sessions == {}, 5, "session gone")
     assert await node.metric("peer_connections") == 0
+    # Nothing of the session keeps running: its tasks, encoder and writer threads.
+    await wait_for(lambda: len(asyncio.all_tasks()) <= tasks_before, 5, "tasks end")
+    leftover = {t.name for t in threading.enumerate()} - threads_before
+    assert not {name for name in leftover if "feed" in name or "record" in name}
     events = _timeline(node.config.recordings_dir / session)
     assert events[-1]["kind"] == "end"
     assert "customer left" in str(events[-1]["reason"])
