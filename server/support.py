@@ -30,6 +30,7 @@ import av
 from aiortc import MediaStreamTrack
 
 from recorder import AudioMixer, Recording, Timeline
+from recorder.layout import write_meta
 from server.config import Config
 from server.errors import CapacityError, NotFound, ProtocolError
 from server.media import Feed, FrameTrack, Peer, PeerState, Source
@@ -357,7 +358,7 @@ class SupportSession:
                 height=height,
                 fragment_s=self._config.recording_fragment_s,
             )
-        self._recording.put_video(_copy_packet(packet))
+        self._recording.put_video(packet)
 
     async def _mix(self) -> None:
         assert self._mixer is not None
@@ -403,23 +404,25 @@ class SupportSession:
             self._mix_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._mix_task
-        if self._recording is not None:
-            await self._recording.aclose(reason)
         if self._timeline is None:
             self._timeline = self._open_timeline(self._t0)
         self._timeline.close()
+        if self._recording is not None:
+            await self._recording.aclose(reason)
+        else:
+            # Ended before any media was recorded: say so, so that the start-up
+            # sweep does not take the directory for a crash.
+            write_meta(
+                self._directory,
+                {
+                    "finalized": True,
+                    "empty": True,
+                    "reason": reason,
+                    "recovered": False,
+                },
+            )
         logger.info("session %s: closed (%s) after %.1f s", self.id, reason, duration)
         self._on_closed(self)
-
-
-def _copy_packet(packet: av.Packet[Any]) -> av.Packet[Any]:
-    """A private copy for the recorder thread: muxing rewrites a packet's fields."""
-    copy = av.Packet(bytes(packet))
-    copy.pts = packet.pts
-    copy.dts = packet.dts
-    copy.time_base = packet.time_base
-    copy.is_keyframe = packet.is_keyframe
-    return copy
 
 
 async def _send_quietly(channel: Channel, text: str) -> None:

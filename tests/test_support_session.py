@@ -12,6 +12,7 @@ import aiohttp
 import av
 import numpy as np
 
+from recorder import finalize_crashed
 from tests.conftest import RunningNode
 from tests.peers import Customer, Technician, wait_for
 
@@ -184,3 +185,23 @@ async def test_socket_that_stops_answering_pings_is_dropped(
         )
     finally:
         await ws.close()
+
+
+async def test_session_ended_before_media_is_not_taken_for_a_crash(
+    node: RunningNode, http: aiohttp.ClientSession
+) -> None:
+    customer = Customer(node.base, http)
+    try:
+        boot = await customer.open_link(node.direct_link("tech-1"))
+        await customer.connect_ws()
+        await customer.send(type="join", token=boot["token"])
+        await customer.expect("welcome")
+        await customer.send(type="end", session=boot["session"])
+        await customer.expect("ended", session=boot["session"])
+    finally:
+        await customer.close()
+    directory = node.config.recordings_dir / boot["session"]
+    meta = json.loads((directory / "meta.json").read_text())
+    assert meta["empty"] is True and meta["recovered"] is False
+    assert finalize_crashed(node.config.recordings_dir) == []
+    assert [e["kind"] for e in _timeline(directory)][-1] == "end"
