@@ -16,6 +16,8 @@ class MemoryStore:
         self._clock = clock
         self._values: dict[str, tuple[str, float]] = {}
         self._writes = 0
+        self._hashes: dict[str, dict[str, str]] = {}
+        self._lists: dict[str, list[str]] = {}
 
     def _live(self, key: str) -> str | None:
         entry = self._values.get(key)
@@ -51,5 +53,41 @@ class MemoryStore:
     async def delete(self, key: str) -> None:
         self._values.pop(key, None)
 
+    async def hset(self, key: str, field: str, value: str) -> None:
+        self._hashes.setdefault(key, {})[field] = value
+
+    async def hget(self, key: str, field: str) -> str | None:
+        return self._hashes.get(key, {}).get(field)
+
+    async def hdel(self, key: str, field: str) -> bool:
+        fields = self._hashes.get(key)
+        if fields is None or field not in fields:
+            return False
+        del fields[field]
+        if not fields:
+            del self._hashes[key]
+        return True
+
+    async def hgetall(self, key: str) -> dict[str, str]:
+        return dict(self._hashes.get(key, {}))
+
+    async def hswap(self, key: str, field: str, expected: str, new: str) -> bool:
+        fields = self._hashes.get(key)
+        if fields is None or fields.get(field) != expected:
+            return False
+        fields[field] = new
+        return True
+
+    async def append(self, key: str, value: str, keep: int) -> None:
+        items = self._lists.setdefault(key, [])
+        items.append(value)
+        if len(items) > keep:
+            del items[: len(items) - keep]
+
+    async def items(self, key: str) -> list[str]:
+        return list(self._lists.get(key, []))
+
     async def close(self) -> None:
         self._values.clear()
+        self._hashes.clear()
+        self._lists.clear()
