@@ -25,6 +25,7 @@ from server.messages import schema
 from server.metrics import Metrics
 from server.pages import staff_grant
 from server.support import SupportDesk
+from server.switchboard import Switchboard
 
 __all__ = ["Api", "error_middleware"]
 
@@ -50,12 +51,14 @@ class Api:
         config: Config,
         signer: LinkSigner,
         desk: SupportDesk,
+        switchboard: Switchboard,
         metrics: Metrics,
         admin_key: str,
     ) -> None:
         self._config = config
         self._signer = signer
         self._desk = desk
+        self._switchboard = switchboard
         self._metrics = metrics
         self._admin_key = admin_key
 
@@ -64,6 +67,7 @@ class Api:
             web.post("/api/links", self.create_link),
             web.delete("/api/links/{id}", self.revoke_link),
             web.get("/api/sessions", self.sessions),
+            web.get("/api/routing", self.routing),
             web.get("/api/openapi.json", self.openapi),
             web.get("/api/schema.json", self.schema),
             web.get("/healthz", self.health),
@@ -92,7 +96,7 @@ class Api:
             kind = Kind(str(body.get("kind", "")))
         except ValueError:
             raise ProtocolError(
-                "'kind' must be one of: direct, login.", code="bad_request"
+                "'kind' must be one of: direct, support, login.", code="bad_request"
             ) from None
         ttl = body.get("ttl_s")
         if ttl is not None and not (
@@ -103,6 +107,7 @@ class Api:
                 code="bad_request",
             )
         scope: dict[str, str] = {}
+        scope_extra: dict[str, Any] = {}
         if kind == Kind.DIRECT:
             technician = _name(body, "technician", required=caller is None)
             if caller is not None:
@@ -113,6 +118,16 @@ class Api:
                 technician = caller.get("name")
             scope["technician"] = technician
             default_ttl = self._config.customer_link_ttl_s
+        elif kind == Kind.SUPPORT and caller is None:
+            queue = _name(body, "queue", required=True)
+            if queue not in self._config.queues:
+                raise ProtocolError(
+                    f"'queue' must be one of: {', '.join(self._config.queues)}.",
+                    code="bad_request",
+                )
+            scope["queue"] = queue
+            scope_extra = {"skills": _skills(body), "prio": _priority(body)}
+            default_ttl = self._config.customer_link_ttl_s
         elif kind == Kind.LOGIN and caller is None:
             scope["name"] = _name(body, "name", required=True)
             role = str(body.get("role", "technician"))
@@ -122,11 +137,25 @@ class Api:
                     code="bad_request",
                 )
             scope["role"] = role
+            queues = body.get("queues", [])
+            if not (
+                isinstance(queues, list)
+                and all(isinstance(q, str) and q in self._config.queues for q in queues)
+            ):
+                raise ProtocolError(
+                    "'queues' must list queue names this node has.", code="bad_request"
+                )
+            scope_extra = {"queues": queues, "skills": _skills(body)}
             default_ttl = self._config.login_link_ttl_s
         else:
             raise AuthError(f"You cannot make {kind} links here.", code="forbidden")
 
-        token, grant = self._signer.sign(kind, ttl or default_ttl, **scope)
+        token, grant = self._signer.sign(
+            kind,
+            ttl or default_ttl,
+            **scope,
+            **{k: v for k, v in scope_extra.items() if v},
+        )
         url = f"{self._config.origin}/j/{token}"
         logger.info("link %s (%s) created", grant.id, kind)
         return web.json_response(
@@ -158,6 +187,30 @@ class Api:
         ]
         return web.json_response({"sessions": found})
 
+    async def routing(self, request: web.Request) -> web.Response:
+        """Live queue figures and technician states, for the supervisor page."""
+        caller = await self._caller(request, changes=False)
+        if caller is not None and caller.get("role") not in ("supervisor", "admin"):
+            raise AuthError("Supervisors only.", code="forbidden")
+        board = self._switchboard
+        await board.refresh_figures()
+        now = board.router.clock()
+        return web.json_response(
+            {
+                "queues": list(board.figures.values()),
+                "technicians": [
+                    {
+                        "name": p.name,
+                        "status": str(p.status),
+                        "in_status_s": round(now - p.since, 1),
+                        "queues": p.queues,
+                        "sessions_today": p.sessions_today,
+                    }
+                    for p in board.technicians
+                ],
+            }
+        )
+
     async def openapi(self, request: web.Request) -> web.Response:
         return web.json_response(json.loads(OPENAPI_FILE.read_text()))
 
@@ -171,6 +224,36 @@ class Api:
         return web.Response(
             text=self._metrics.render(), content_type="text/plain", charset="utf-8"
         )
+
+
+def _skills(body: dict[str, Any]) -> dict[str, int]:
+    """Skills as {name: level}, e.g. {"lang:zh-HK": 1, "product:espresso": 3}."""
+    skills = body.get("skills", {})
+    if not (
+        isinstance(skills, dict)
+        and len(skills) <= 20
+        and all(
+            isinstance(k, str)
+            and 0 < len(k) <= 64
+            and isinstance(v, int)
+            and not isinstance(v, bool)
+            and 0 <= v <= 10
+            for k, v in skills.items()
+        )
+    ):
+        raise ProtocolError(
+            "'skills' must map up to 20 skill names to levels 0-10.", code="bad_request"
+        )
+    return skills
+
+
+def _priority(body: dict[str, Any]) -> int:
+    value = body.get("priority", 0)
+    if not (isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 9):
+        raise ProtocolError(
+            "'priority' must be a whole number 0-9.", code="bad_request"
+        )
+    return value
 
 
 def _name(body: dict[str, Any], field: str, *, required: bool) -> str:

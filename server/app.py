@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -17,9 +17,11 @@ from server.links import Kind, LinkSigner
 from server.media import Peer, announce_host_addresses
 from server.metrics import Metrics
 from server.pages import STAFF_COOKIE, Pages, security_headers
+from server.routing import Status
 from server.signalling import Signalling
 from server.store import MemoryStore, Store
 from server.support import SupportDesk
+from server.switchboard import Switchboard
 
 __all__ = ["NODE", "Node", "create_app"]
 
@@ -34,6 +36,7 @@ class Node:
     store: Store
     signer: LinkSigner
     desk: SupportDesk
+    switchboard: Switchboard
     signalling: Signalling
     metrics: Metrics
     admin_key: str
@@ -56,7 +59,8 @@ def build_node(config: Config) -> Node:
     store: Store = MemoryStore()
     signer = LinkSigner(secret, store)
     desk = SupportDesk(config)
-    signalling = Signalling(config, signer, desk, STAFF_COOKIE)
+    switchboard = Switchboard(config, store, desk)
+    signalling = Signalling(config, signer, desk, switchboard, STAFF_COOKIE)
     metrics = Metrics()
     metrics.gauge(
         "peer_connections", "WebRTC peer connections open", lambda: Peer.open_count
@@ -72,7 +76,73 @@ def build_node(config: Config) -> Node:
     metrics.gauge(
         "websockets", "Signalling websockets open", lambda: len(signalling.sockets)
     )
-    return Node(config, store, signer, desk, signalling, metrics, admin_key, created)
+    _routing_metrics(metrics, switchboard)
+    return Node(
+        config,
+        store,
+        signer,
+        desk,
+        switchboard,
+        signalling,
+        metrics,
+        admin_key,
+        created,
+    )
+
+
+def _routing_metrics(metrics: Metrics, board: Switchboard) -> None:
+    def per_queue(field: str, period: str = "") -> Callable[[], dict[str, float]]:
+        def read() -> dict[str, float]:
+            out: dict[str, float] = {}
+            for queue, figures in board.figures.items():
+                value = figures[period][field] if period else figures[field]
+                if value is not None:
+                    out[queue] = float(value)
+            return out
+
+        return read
+
+    metrics.labelled(
+        "queue_waiting", "Customers waiting", "queue", per_queue("waiting")
+    )
+    metrics.labelled(
+        "queue_longest_wait_seconds",
+        "Longest current wait",
+        "queue",
+        per_queue("longest_wait_s"),
+    )
+    metrics.labelled(
+        "queue_service_level",
+        "Share answered within target, last 30 minutes",
+        "queue",
+        per_queue("service_level", "30m"),
+    )
+    metrics.labelled(
+        "queue_answer_seconds_avg",
+        "Average speed of answer, last 30 minutes",
+        "queue",
+        per_queue("asa_s", "30m"),
+    )
+    metrics.labelled(
+        "queue_handle_seconds_avg",
+        "Average handle time, last 30 minutes",
+        "queue",
+        per_queue("aht_s", "30m"),
+    )
+    metrics.labelled(
+        "queue_abandon_rate",
+        "Share of customers who left before an answer, last 30 minutes",
+        "queue",
+        per_queue("abandon_rate", "30m"),
+    )
+
+    def by_status() -> dict[str, float]:
+        counts = {str(s): 0.0 for s in Status}
+        for presence in board.technicians:
+            counts[str(presence.status)] += 1
+        return counts
+
+    metrics.labelled("technicians", "Technicians by status", "status", by_status)
 
 
 def create_app(config: Config) -> web.Application:
@@ -85,7 +155,9 @@ def create_app(config: Config) -> web.Application:
     )
     app[NODE] = node
     pages = Pages(config, node.signer, node.store, node.desk)
-    api = Api(config, node.signer, node.desk, node.metrics, node.admin_key)
+    api = Api(
+        config, node.signer, node.desk, node.switchboard, node.metrics, node.admin_key
+    )
     app.add_routes(api.routes())
     app.add_routes([web.get("/ws", node.signalling.handle)])
     app.add_routes(pages.routes())
@@ -98,7 +170,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     recovered = await asyncio.to_thread(finalize_crashed, node.config.recordings_dir)
     for path in recovered:
         logger.info("recording %s: finalized after an unclean stop", path.name)
+    node.switchboard.start()
     yield
+    await node.switchboard.stop()
     logger.info("shutting down: ending %d sessions", len(node.desk.sessions))
     await node.desk.close_all("server shutting down")
     await node.signalling.close_all()

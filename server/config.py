@@ -86,6 +86,23 @@ class Config:
     record: bool = True
     """Record support sessions."""
 
+    queues: list[str] = field(default_factory=lambda: ["support"])
+    """Names of the support queues customers can wait in."""
+    answer_target_s: float = 20.0
+    """Service-level target: customers answered within this, seconds."""
+    offer_timeout_s: float = 15.0
+    """An offer not accepted in this long goes to the next technician, seconds."""
+    max_missed_offers: int = 2
+    """Missed offers in a row before a technician is set away."""
+    wrap_up_s: float = 30.0
+    """After a session, time before a technician is offered again, seconds."""
+    queue_grace_s: float = 120.0
+    """A waiting customer who closes the page keeps their place this long, seconds."""
+    dispositions: list[str] = field(
+        default_factory=lambda: ["resolved", "follow-up", "escalated", "no-fault-found"]
+    )
+    """Codes a technician picks from when a session ends."""
+
     @property
     def origin(self) -> str:
         """The public origin links are built on."""

@@ -18,10 +18,16 @@ from server.errors import ProtocolError
 
 __all__ = [
     "VERSION",
+    "Accept",
+    "AutoAnswer",
     "ClientMessage",
+    "Decline",
+    "Disposition",
     "End",
     "Join",
     "Offer",
+    "SetStatus",
+    "Transfer",
     "Type",
     "encode",
     "parse",
@@ -36,12 +42,28 @@ class Type(enum.StrEnum):
     JOIN = "join"
     OFFER = "offer"
     END = "end"
+    STATUS = "status"
+    ACCEPT = "accept"
+    DECLINE = "decline"
+    AUTO_ANSWER = "auto_answer"
+    TRANSFER = "transfer"
+    DISPOSITION = "disposition"
     # server -> client
     WELCOME = "welcome"
     SESSION = "session"
     ANSWER = "answer"
     ENDED = "ended"
     ERROR = "error"
+    QUEUE = "queue"
+    """A queued customer's place and estimated wait."""
+    PRESENCE = "presence"
+    """A technician's routing status."""
+    QUEUES = "queues"
+    """Who waits in the queues a technician serves."""
+    OFFERED = "offered"
+    """A customer offered to this technician."""
+    WITHDRAWN = "withdrawn"
+    """An offer ended unanswered."""
 
 
 @dataclass(frozen=True)
@@ -78,10 +100,77 @@ class End(ClientMessage):
     reason: str = "ended by participant"
 
 
+@dataclass(frozen=True)
+class SetStatus(ClientMessage):
+    """A technician chooses 'available' or 'away'."""
+
+    type: ClassVar[Type] = Type.STATUS
+    status: str
+
+
+@dataclass(frozen=True)
+class Accept(ClientMessage):
+    type: ClassVar[Type] = Type.ACCEPT
+    entry: str
+
+
+@dataclass(frozen=True)
+class Decline(ClientMessage):
+    type: ClassVar[Type] = Type.DECLINE
+    entry: str
+
+
+@dataclass(frozen=True)
+class AutoAnswer(ClientMessage):
+    type: ClassVar[Type] = Type.AUTO_ANSWER
+    on: bool
+
+
+@dataclass(frozen=True)
+class Transfer(ClientMessage):
+    """Hand the customer of `session` to another queue, without them rejoining."""
+
+    type: ClassVar[Type] = Type.TRANSFER
+    session: str
+    queue: str
+
+
+@dataclass(frozen=True)
+class Disposition(ClientMessage):
+    """A technician's closing code and notes for an ended session."""
+
+    type: ClassVar[Type] = Type.DISPOSITION
+    session: str
+    code: str
+    notes: str = ""
+
+
 _CLIENT_TYPES: dict[str, type[ClientMessage]] = {
-    str(cls.type): cls for cls in (Join, Offer, End)
+    str(cls.type): cls
+    for cls in (
+        Join,
+        Offer,
+        End,
+        SetStatus,
+        Accept,
+        Decline,
+        AutoAnswer,
+        Transfer,
+        Disposition,
+    )
 }
-_LIMITS = {"token": 2048, "device": 64, "session": 64, "reason": 200, "ref": 64}
+_LIMITS = {
+    "token": 2048,
+    "device": 64,
+    "session": 64,
+    "reason": 200,
+    "ref": 64,
+    "status": 16,
+    "entry": 64,
+    "queue": 64,
+    "code": 64,
+    "notes": 4000,
+}
 """Longest accepted string per field, characters (SDP is bounded by Config)."""
 
 
@@ -136,6 +225,8 @@ def _build(
         if expected is int:
             ok = isinstance(value, int) and not isinstance(value, bool)
             ok = ok and 0 <= value <= 100_000
+        elif expected is bool:
+            ok = isinstance(value, bool)
         else:
             ok = isinstance(value, str)
             limit = max_sdp if f.name == "sdp" else _LIMITS.get(f.name, 256)
@@ -169,5 +260,5 @@ def schema() -> dict[str, Any]:
             f.name: getattr(hints[f.name], "__name__", str(hints[f.name]))
             for f in dataclasses.fields(cls)
         }
-    out["server"] = [str(t) for t in Type if t not in (Type.JOIN, Type.OFFER, Type.END)]
+    out["server"] = [str(t) for t in Type if str(t) not in _CLIENT_TYPES]
     return out

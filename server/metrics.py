@@ -22,6 +22,7 @@ class Metrics:
     def __init__(self) -> None:
         self._metrics: list[_Metric] = []
         self._counters: dict[str, float] = {}
+        self._labelled: list[tuple[str, str, str, Callable[[], dict[str, float]]]] = []
 
     def gauge(self, name: str, help_text: str, read: Callable[[], float]) -> None:
         self._metrics.append(_Metric(f"tapline_{name}", "gauge", help_text, read))
@@ -39,10 +40,26 @@ class Metrics:
         )
         return add
 
+    def labelled(
+        self,
+        name: str,
+        help_text: str,
+        label: str,
+        read: Callable[[], dict[str, float]],
+    ) -> None:
+        """A gauge with one label, whose values per label value come from `read`."""
+        self._labelled.append((f"tapline_{name}", help_text, label, read))
+
     def render(self) -> str:
         lines: list[str] = []
         for metric in self._metrics:
             lines.append(f"# HELP {metric.name} {metric.help}")
             lines.append(f"# TYPE {metric.name} {metric.kind}")
             lines.append(f"{metric.name} {metric.read():g}")
+        for name, help_text, label, read in self._labelled:
+            lines.append(f"# HELP {name} {help_text}")
+            lines.append(f"# TYPE {name} gauge")
+            for value_label, value in sorted(read().items()):
+                escaped = value_label.replace("\\", "\\\\").replace('"', '\\"')
+                lines.append(f'{name}{{{label}="{escaped}"}} {value:g}')
         return "\n".join(lines) + "\n"

@@ -95,6 +95,7 @@ class Pages:
             web.get("/", self.home),
             web.get("/j/{token}", self.link),
             web.get("/console", self.console),
+            web.get("/supervisor", self.supervisor),
             web.post("/logout", self.logout),
             web.static("/static", STATIC_DIR),
         ]
@@ -108,7 +109,7 @@ class Pages:
             grant = await self._signer.check(request.match_info["token"])
             if grant.kind == Kind.LOGIN:
                 return await self._login(grant)
-            if grant.kind == Kind.DIRECT:
+            if grant.kind in (Kind.DIRECT, Kind.SUPPORT):
                 return await self._customer(request, grant, wants_json)
             raise LinkError(
                 f"This node does not serve {grant.kind} links yet.", code="wrong_kind"
@@ -129,6 +130,8 @@ class Pages:
             self._config.staff_session_ttl_s,
             name=grant.get("name"),
             role=grant.get("role", "technician"),
+            queues=grant.scope.get("queues") or None,
+            skills=grant.scope.get("skills") or None,
         )
         logger.info("staff %s signed in", grant.get("name"))
         response = web.Response(status=303, headers={"Location": "/console"})
@@ -170,11 +173,15 @@ class Pages:
             pid=customer,
             tech=grant.get("technician"),
             link=grant.id,
+            queue=grant.get("queue") if grant.kind == Kind.SUPPORT else "",
+            skills=grant.scope.get("skills") or None,
+            prio=grant.scope.get("prio") or None,
         )
         boot = {
             "token": token,
             "session": session_id,
             "technician": grant.get("technician"),
+            "queue": grant.get("queue"),
             "iceServers": [{"urls": url} for url in self._config.ice_servers],
         }
         response: web.StreamResponse
@@ -202,6 +209,19 @@ class Pages:
             "iceServers": [{"urls": url} for url in self._config.ice_servers],
         }
         response = page("console.html", boot)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    async def supervisor(self, request: web.Request) -> web.Response:
+        try:
+            grant = await staff_grant(request, self._signer)
+        except AuthError as exc:
+            return refusal("Sign in needed", exc.reason, 401)
+        if grant.get("role") not in ("supervisor", "admin"):
+            return refusal(
+                "Supervisors only", "This page is for supervisors and admins.", 403
+            )
+        response = page("supervisor.html", {"name": grant.get("name")})
         response.headers["Cache-Control"] = "no-store"
         return response
 

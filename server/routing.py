@@ -84,7 +84,6 @@ class QueueSettings:
     """A customer who disconnects keeps their place this long, seconds."""
     max_waiting: int = 500
     """Customers one queue holds at once."""
-    dispositions: tuple[str, ...] = ("resolved", "follow-up", "escalated")
 
 
 @dataclass
@@ -181,6 +180,9 @@ class Router:
         self._clock = clock
         self.queues = {q.name: q for q in queues}
         self._listeners: list[Listener] = []
+
+    def clock(self) -> float:
+        return self._clock()
 
     def listen(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -448,14 +450,9 @@ class Router:
             await self._return_to_queue(entry, missed=False)
             await self.dispatch()
 
-    async def finish(self, name: str, queue: str, disposition: str) -> Presence:
-        """The session ended: record its handle time; the technician wraps up."""
+    async def finish(self, name: str, queue: str) -> Presence:
+        """The technician's session ended: record its handle time; wrap-up starts."""
         settings = self.settings(queue)
-        if disposition not in settings.dispositions:
-            raise ProtocolError(
-                f"Disposition must be one of: {', '.join(settings.dispositions)}.",
-                code="bad_message",
-            )
         now = self._clock()
         current = await self.presence(name)
         if current is not None and current.answered_at:

@@ -20,8 +20,22 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from server.config import Config
 from server.errors import AuthError, ProtocolError, TaplineError
 from server.links import Grant, Kind, LinkSigner
-from server.messages import End, Join, Offer, Type, encode, parse
-from server.support import Role, SupportDesk, SupportSession
+from server.messages import (
+    Accept,
+    AutoAnswer,
+    Decline,
+    Disposition,
+    End,
+    Join,
+    Offer,
+    SetStatus,
+    Transfer,
+    Type,
+    encode,
+    parse,
+)
+from server.support import Role, SessionState, SupportDesk, SupportSession
+from server.switchboard import Switchboard
 
 __all__ = ["Signalling"]
 
@@ -62,11 +76,17 @@ class _Participant:
 
 class Signalling:
     def __init__(
-        self, config: Config, signer: LinkSigner, desk: SupportDesk, staff_cookie: str
+        self,
+        config: Config,
+        signer: LinkSigner,
+        desk: SupportDesk,
+        switchboard: Switchboard,
+        staff_cookie: str,
     ) -> None:
         self._config = config
         self._signer = signer
         self._desk = desk
+        self._switchboard = switchboard
         self._staff_cookie = staff_cookie
         self.sockets: set[web.WebSocketResponse] = set()
 
@@ -127,6 +147,10 @@ class Signalling:
             elif isinstance(message, End):
                 session = self._session_of(who, message.session)
                 await session.end(f"ended by {who.role}: {message.reason}")
+            elif who.role != Role.TECHNICIAN:
+                raise AuthError("Only technicians can do that.", code="forbidden")
+            else:
+                await self._console(who, message)
         except TaplineError as exc:
             wire = exc.to_wire()
             wire.setdefault("ref", ref)
@@ -142,6 +166,26 @@ class Signalling:
                 )
             )
 
+    async def _console(self, who: _Participant, message: object) -> None:
+        """A technician's routing and wrap-up messages."""
+        board = self._switchboard
+        if isinstance(message, SetStatus):
+            await board.set_status(who.name, message.status)
+        elif isinstance(message, Accept):
+            await board.accept(who.name, message.entry)
+        elif isinstance(message, Decline):
+            await board.decline(who.name, message.entry)
+        elif isinstance(message, AutoAnswer):
+            await board.set_auto_answer(who.name, message.on)
+        elif isinstance(message, Transfer):
+            session = self._session_of(who, message.session)
+            who.sessions.pop(session.id, None)
+            await board.transfer(who.name, session, message.queue)
+        elif isinstance(message, Disposition):
+            await board.disposition(
+                who.name, message.session, message.code, message.notes
+            )
+
     async def _join(self, request: web.Request, who: _Participant, msg: Join) -> None:
         if who.role is not None:
             raise ProtocolError("Already joined.", code="wrong_state")
@@ -152,6 +196,7 @@ class Signalling:
                 technician=grant.get("tech"),
                 customer=grant.get("pid"),
                 link_id=grant.get("link"),
+                queue=grant.get("queue"),
             )
             who.role, who.name, who.grant = Role.CUSTOMER, grant.get("pid"), grant
             who.sessions[session.id] = session
@@ -159,7 +204,16 @@ class Signalling:
                 encode(Type.WELCOME, role="customer", session=session.id, ref=msg.ref)
             )
             await session.attach(Role.CUSTOMER, who.channel)
-            await self._desk.notify_console(session)
+            if session.state == SessionState.QUEUED:
+                skills = grant.scope.get("skills", {})
+                priority = grant.scope.get("prio", 0)
+                await self._switchboard.customer_joined(
+                    session,
+                    skills if isinstance(skills, dict) else {},
+                    priority if isinstance(priority, int) else 0,
+                )
+            else:
+                await self._desk.notify_console(session)
             return
 
         cookie = request.cookies.get(self._staff_cookie, "")
@@ -173,6 +227,13 @@ class Signalling:
             encode(Type.WELCOME, role="technician", name=who.name, ref=msg.ref)
         )
         await self._desk.console_joined(who.name, who.channel)
+        queues = grant.scope.get("queues", [])
+        skills = grant.scope.get("skills", {})
+        await self._switchboard.console_joined(
+            who.name,
+            [str(q) for q in queues] if isinstance(queues, list) else [],
+            skills if isinstance(skills, dict) else {},
+        )
 
     def _session_of(self, who: _Participant, session_id: str) -> SupportSession:
         session = who.sessions.get(session_id)
@@ -197,10 +258,13 @@ class Signalling:
     async def _left(self, who: _Participant, reason: str) -> None:
         if who.role == Role.TECHNICIAN:
             self._desk.console_left(who.name, who.channel)
+            await self._switchboard.console_left(who.name)
         if who.role is None:
             return
         for session in who.sessions.values():
             await session.detach(who.role, who.channel, reason)
+            if who.role == Role.CUSTOMER:
+                await self._switchboard.customer_left(session)
 
     async def close_all(self) -> None:
         """Tell every open socket the server is going away."""

@@ -60,6 +60,8 @@ class Role(enum.StrEnum):
 
 
 class SessionState(enum.StrEnum):
+    QUEUED = "queued"
+    """The customer waits in a queue for a technician to be assigned."""
     WAITING = "waiting"
     """The customer is in; the technician has not connected yet."""
     CONNECTING = "connecting"
@@ -94,12 +96,17 @@ class SupportSession:
         link_id: str,
         config: Config,
         on_closed: Callable[[SupportSession], None],
+        queue: str = "",
     ) -> None:
         self.id = session_id
         self.link_id = link_id
-        self.state = SessionState.WAITING
+        self.queue = queue
+        self.state = SessionState.WAITING if technician else SessionState.QUEUED
         self.end_reason = ""
         self.created = time.time()
+        self.was_live = False
+        self.clock_at_end = 0.0
+        """True once both sides had media: the technician handled this session."""
         self._config = config
         self._on_closed = on_closed
         self._seats = {
@@ -129,7 +136,7 @@ class SupportSession:
             customer,
             technician,
         )
-        self.event("created", technician=technician, customer=customer)
+        self.event("created", technician=technician, customer=customer, queue=queue)
 
     # clocks and timeline
 
@@ -177,6 +184,7 @@ class SupportSession:
             "state": str(self.state),
             "technician": self.technician,
             "customer": self.customer,
+            "queue": self.queue,
             "present": {str(s.role): s.channel is not None for s in seats},
             "media": {
                 str(s.role): str(s.peer.state) if s.peer else "none" for s in seats
@@ -184,6 +192,11 @@ class SupportSession:
             "recording": self._recording is not None,
             "recording_error": self._recording.error if self._recording else None,
         }
+
+    async def tell_customer(self, text: str) -> None:
+        channel = self._seats[Role.CUSTOMER].channel
+        if channel is not None:
+            await _send_quietly(channel, text)
 
     async def broadcast(self) -> None:
         text = encode(Type.SESSION, **self.summary())
@@ -224,6 +237,8 @@ class SupportSession:
         self.event("leave", role=str(role), name=seat.name, reason=reason)
         await self._drop_media(seat)
         grace = self._config.rejoin_grace_s
+        if self.state == SessionState.QUEUED:
+            grace = self._config.queue_grace_s
         seat.grace = asyncio.get_running_loop().call_later(
             grace, self._grace_expired, role
         )
@@ -235,6 +250,40 @@ class SupportSession:
     def _grace_expired(self, role: Role) -> None:
         self._seats[role].grace = None
         self.end_soon(f"{role} left and did not return")
+
+    async def assign(self, technician: str) -> None:
+        """Routing gave this queued customer to `technician`."""
+        if self.state != SessionState.QUEUED:
+            raise ProtocolError(
+                "This session is not waiting in a queue.", code="wrong_state"
+            )
+        self._seats[Role.TECHNICIAN].name = technician
+        self.event("assigned", technician=technician, queue=self.queue)
+        await self._set_state(SessionState.WAITING)
+        await self.broadcast()
+
+    async def release_technician(self, to_queue: str) -> str:
+        """The technician hands the customer on: back to a queue, customer connected."""
+        seat = self._seats[Role.TECHNICIAN]
+        if self.state == SessionState.ENDED or not seat.name:
+            raise ProtocolError(
+                "There is no technician to hand over from.", code="wrong_state"
+            )
+        previous = seat.name
+        await self._drop_media(seat)
+        if seat.channel is not None:
+            await _send_quietly(
+                seat.channel,
+                encode(
+                    Type.ENDED, session=self.id, reason=f"transferred to {to_queue}"
+                ),
+            )
+        seat.channel, seat.name = None, ""
+        self.event("transfer", technician=previous, queue=to_queue)
+        self.queue = to_queue
+        await self._set_state(SessionState.QUEUED)
+        await self.broadcast()
+        return previous
 
     # media
 
@@ -265,6 +314,8 @@ class SupportSession:
             await self._drop_media(seat)
             raise
         self.event("offer", role=str(role))
+        if role == Role.TECHNICIAN and self.state == SessionState.QUEUED:
+            raise ProtocolError("No technician is assigned yet.", code="wrong_state")
         if self.state == SessionState.WAITING and all(
             s.peer is not None for s in self._seats.values()
         ):
@@ -322,6 +373,7 @@ class SupportSession:
         ):
             if self._media_t0 is None:
                 self._start_recording()
+            self.was_live = True
             await self._set_state(SessionState.LIVE)
         await self.broadcast()
 
@@ -390,6 +442,7 @@ class SupportSession:
         await self._set_state(SessionState.ENDED)
         self.end_reason = reason
         duration = round(self._media_clock(), 3)
+        self.clock_at_end = duration
         self.event("end", reason=reason)
         text = encode(Type.ENDED, session=self.id, reason=reason)
         for seat in self._seats.values():
@@ -441,6 +494,10 @@ class SupportDesk:
         self.ended: dict[str, str] = {}
         self._consoles: dict[str, set[Channel]] = {}
         self.sessions_total = 0
+        self.closed_listeners: list[Callable[[SupportSession], None]] = []
+        self.ended_by_technician: dict[str, str] = {}
+        self.ended_clock: dict[str, float] = {}
+        """Timeline clock at each ended session's end, for late events (disposition)."""
 
     def get(self, session_id: str) -> SupportSession:
         session = self.sessions.get(session_id)
@@ -453,7 +510,13 @@ class SupportDesk:
         return session
 
     def open(
-        self, session_id: str, *, technician: str, customer: str, link_id: str
+        self,
+        session_id: str,
+        *,
+        technician: str,
+        customer: str,
+        link_id: str,
+        queue: str = "",
     ) -> SupportSession:
         """The session for this id, created on the first join."""
         if session_id in self.sessions:
@@ -471,6 +534,7 @@ class SupportDesk:
             link_id=link_id,
             config=self._config,
             on_closed=self._closed,
+            queue=queue,
         )
         self.sessions[session_id] = session
         self.sessions_total += 1
@@ -478,6 +542,14 @@ class SupportDesk:
 
     def _closed(self, session: SupportSession) -> None:
         self.sessions.pop(session.id, None)
+        if session.technician:
+            self.ended_by_technician[session.id] = session.technician
+            self.ended_clock[session.id] = session.clock_at_end
+        for done in (self.ended_by_technician, self.ended_clock):
+            while len(done) > 10_000:
+                done.pop(next(iter(done)))
+        for listener in self.closed_listeners:
+            listener(session)
         self.ended[session.id] = session.end_reason
         while len(self.ended) > 10_000:
             self.ended.pop(next(iter(self.ended)))
@@ -501,9 +573,17 @@ class SupportDesk:
                 del self._consoles[name]
 
     async def notify_console(self, session: SupportSession) -> None:
-        text = encode(Type.SESSION, **session.summary())
-        for channel in list(self._consoles.get(session.technician, ())):
+        await self.tell_technician(
+            session.technician, encode(Type.SESSION, **session.summary())
+        )
+
+    async def tell_technician(self, name: str, text: str) -> None:
+        """Send to every console the technician has open."""
+        for channel in list(self._consoles.get(name, ())):
             await _send_quietly(channel, text)
+
+    def consoles_online(self) -> list[str]:
+        return sorted(self._consoles)
 
     async def close_all(self, reason: str) -> None:
         await asyncio.gather(

@@ -6,6 +6,7 @@ import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -59,8 +60,17 @@ class RunningNode:
         token, _ = self.node.signer.sign(Kind.DIRECT, ttl_s, technician=technician)
         return f"{self.base}/j/{token}"
 
-    def login_link(self, name: str = "tech-1", role: str = "technician") -> str:
-        return self.node.login_url(name, role)
+    def login_link(
+        self, name: str = "tech-1", role: str = "technician", **scope: Any
+    ) -> str:
+        if not scope:
+            return self.node.login_url(name, role)
+        token, _ = self.node.signer.sign(Kind.LOGIN, 600, name=name, role=role, **scope)
+        return f"{self.base}/j/{token}"
+
+    def support_link(self, queue: str = "support", **scope: Any) -> str:
+        token, _ = self.node.signer.sign(Kind.SUPPORT, 3600, queue=queue, **scope)
+        return f"{self.base}/j/{token}"
 
     async def metric(self, name: str) -> float:
         async with (

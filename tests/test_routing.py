@@ -138,9 +138,7 @@ async def test_accept_finish_wrap_up_then_available(
     assert presence is not None and presence.status == Status.BUSY
     assert presence.sessions_today == 1
     clock.now += 100
-    with pytest.raises(ProtocolError):
-        await router.finish("tech-a", "coffee", "fixed-it-with-a-hammer")
-    presence = await router.finish("tech-a", "coffee", "resolved")
+    presence = await router.finish("tech-a", "coffee")
     assert presence.status == Status.WRAP_UP
     clock.now += 29
     await router.tick()
@@ -173,8 +171,8 @@ async def test_estimated_wait_is_none_without_recent_handle_times(
     for entry in list(await router.entries()):
         await router.accept(entry.offered_to, entry.id)
     clock.now += 120
-    await router.finish("tech-a", "coffee", "resolved")
-    await router.finish("tech-b", "coffee", "resolved")
+    await router.finish("tech-a", "coffee")
+    await router.finish("tech-b", "coffee")
     await router.enqueue("coffee", customer="c3", session="s3")
     clock.now += 1
     third = await router.enqueue("coffee", customer="c4", session="s4")
@@ -258,7 +256,7 @@ async def test_two_routers_on_one_store_serve_everyone_exactly_once(
                 taken = await nodes[len(served) % 2].accept(entry.offered_to, entry.id)
                 served.append(taken.customer)
                 clock.now += 2
-                await nodes[0].finish(entry.offered_to, "coffee", "resolved")
+                await nodes[0].finish(entry.offered_to, "coffee")
         clock.now += 31
         await asyncio.gather(*(node.tick() for node in nodes))
     assert sorted(served) == sorted(f"c{i}" for i in range(50))

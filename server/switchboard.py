@@ -1,0 +1,322 @@
+"""The switchboard: connects routing (queues, offers) to support sessions and consoles.
+
+Routing decides who serves whom; the switchboard carries those decisions to people:
+a queued customer learns their place and estimated wait, a technician's consoles get
+offers, withdrawals and their presence, and an accepted offer assigns the session so
+the technician's console connects. It also turns session ends into wrap-up, records
+dispositions, and hands customers on (transfer). No aiohttp here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from recorder import Timeline
+from server.config import Config
+from server.errors import AuthError, NotFound, ProtocolError
+from server.messages import Type, encode
+from server.routing import Entry, Presence, QueueSettings, Router, RoutingEvent, Status
+from server.store import Store
+from server.support import SessionState, SupportDesk, SupportSession
+
+__all__ = ["Switchboard", "queue_settings"]
+
+logger = logging.getLogger(__name__)
+
+_TICK_S = 1.0
+"""How often routing's timers (offer timeouts, wrap-up, grace) are checked, seconds."""
+
+
+def queue_settings(config: Config) -> list[QueueSettings]:
+    return [
+        QueueSettings(
+            name,
+            target_answer_s=config.answer_target_s,
+            wrap_up_s=config.wrap_up_s,
+            offer_timeout_s=config.offer_timeout_s,
+            max_missed=config.max_missed_offers,
+            grace_s=config.queue_grace_s,
+        )
+        for name in config.queues
+    ]
+
+
+class Switchboard:
+    def __init__(self, config: Config, store: Store, desk: SupportDesk) -> None:
+        self._config = config
+        self._desk = desk
+        self.router = Router(store, queue_settings(config))
+        self.router.listen(self._routing_event)
+        desk.closed_listeners.append(self._session_closed)
+        self._pending: set[asyncio.Task[None]] = set()
+        self._ticker: asyncio.Task[None] | None = None
+        self.figures: dict[str, dict[str, Any]] = {}
+        """The latest figures per queue, refreshed every tick (for /metrics)."""
+        self.technicians: list[Presence] = []
+
+    # lifecycle
+
+    def start(self) -> None:
+        self._ticker = asyncio.get_running_loop().create_task(
+            self._tick_forever(), name="routing ticks"
+        )
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        for task in list(self._pending):
+            task.cancel()
+        await asyncio.gather(*self._pending, return_exceptions=True)
+
+    async def _tick_forever(self) -> None:
+        while True:
+            try:
+                await self.router.tick()
+                await self.refresh_figures()
+            except Exception:
+                logger.exception("routing tick failed")
+            await asyncio.sleep(_TICK_S)
+
+    async def refresh_figures(self) -> None:
+        self.figures = {q: await self.router.figures(q) for q in self.router.queues}
+        self.technicians = await self.router.technicians()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    # customers
+
+    async def customer_joined(
+        self, session: SupportSession, skills: dict[str, int], priority: int
+    ) -> None:
+        """A queued session's customer is here: put them in line (or back in it)."""
+        if session.state != SessionState.QUEUED:
+            return
+        try:
+            await self.router.reconnected(session.id)
+        except NotFound:
+            await self.router.enqueue(
+                session.queue,
+                customer=session.customer,
+                session=session.id,
+                skills=skills,
+                priority=priority,
+                entry_id=session.id,
+            )
+        await self.tell_position(session)
+
+    async def customer_left(self, session: SupportSession) -> None:
+        if session.state == SessionState.QUEUED:
+            with contextlib.suppress(NotFound):
+                await self.router.disconnected(session.id)
+
+    async def tell_position(self, session: SupportSession) -> None:
+        try:
+            place, wait = await self.router.position(session.id)
+        except NotFound:
+            return
+        await session.tell_customer(
+            encode(
+                Type.QUEUE,
+                session=session.id,
+                queue=session.queue,
+                position=place,
+                estimated_wait_s=wait,
+            )
+        )
+
+    # technicians
+
+    async def console_joined(
+        self, name: str, queues: list[str], skills: dict[str, int]
+    ) -> None:
+        serving = [q for q in queues if q in self.router.queues] or list(
+            self.router.queues
+        )
+        busy = bool(self._desk.for_technician(name))
+        await self.router.sign_in(
+            name,
+            queues=serving,
+            skills=skills,
+            status=Status.BUSY if busy else Status.AVAILABLE,
+        )
+        await self.tell_presence(name)
+        await self.tell_queues(name)
+        for entry in await self.router.entries():
+            if entry.state == "offered" and entry.offered_to == name:
+                await self._tell_offer(name, entry)
+
+    async def console_left(self, name: str) -> None:
+        if name not in self._desk.consoles_online():
+            await self.router.sign_out(name)
+
+    async def set_status(self, name: str, status: str) -> None:
+        try:
+            wanted = Status(status)
+        except ValueError:
+            raise ProtocolError(
+                "Status must be 'available' or 'away'.", code="bad_message"
+            ) from None
+        await self.router.set_status(name, wanted)
+        await self.tell_presence(name)
+
+    async def set_auto_answer(self, name: str, on: bool) -> None:
+        presence = await self.router.presence(name)
+        if presence is None:
+            raise NotFound("You are not signed in to routing.", code="offline")
+        await self.router.sign_in(
+            name, queues=presence.queues, skills=presence.skills, auto_answer=on
+        )
+        await self.tell_presence(name)
+
+    async def accept(self, name: str, entry_id: str) -> None:
+        await self.router.accept(name, entry_id)
+
+    async def decline(self, name: str, entry_id: str) -> None:
+        await self.router.decline(name, entry_id)
+
+    async def transfer(self, name: str, session: SupportSession, queue: str) -> None:
+        if session.technician != name:
+            raise AuthError("This session is not yours.", code="forbidden")
+        self.router.settings(queue)
+        await session.release_technician(queue)
+        await self.router.finish(name, session.queue or queue)
+        await self.router.transfer(
+            Entry(
+                id=session.id,
+                queue=queue,
+                customer=session.customer,
+                session=session.id,
+                enqueued_at=session.created,
+            ),
+            queue,
+        )
+        await self.tell_position(session)
+        await self.tell_presence(name)
+
+    async def disposition(
+        self, name: str, session_id: str, code: str, notes: str
+    ) -> None:
+        """The technician's closing code and notes, added to the session's timeline."""
+        if code not in self._config.dispositions:
+            raise ProtocolError(
+                f"Disposition must be one of: {', '.join(self._config.dispositions)}.",
+                code="bad_message",
+            )
+        technician = self._desk.ended_by_technician.get(session_id)
+        if technician != name:
+            raise NotFound("No ended session of yours has that id.")
+        path = self._config.recordings_dir / session_id / "timeline.jsonl"
+        clock_end = self._desk.ended_clock.get(session_id, 0.0)
+        timeline = Timeline(path, lambda: clock_end)
+        try:
+            timeline.append("disposition", technician=name, code=code, notes=notes)
+        finally:
+            timeline.close()
+        logger.info("session %s: disposition %s by %s", session_id, code, name)
+
+    async def tell_presence(self, name: str) -> None:
+        presence = await self.router.presence(name)
+        if presence is None:
+            return
+        await self._desk.tell_technician(
+            name,
+            encode(
+                Type.PRESENCE,
+                status=str(presence.status),
+                since=presence.since,
+                queues=presence.queues,
+                skills=presence.skills,
+                auto_answer=presence.auto_answer,
+                missed=presence.missed,
+                sessions_today=presence.sessions_today,
+                dispositions=self._config.dispositions,
+                all_queues=list(self.router.queues),
+            ),
+        )
+
+    async def tell_queues(self, name: str) -> None:
+        presence = await self.router.presence(name)
+        if presence is None:
+            return
+        now = self.router.clock()
+        waiting = [
+            {
+                "entry": e.id,
+                "queue": e.queue,
+                "customer": e.customer,
+                "priority": e.priority,
+                "waited_s": round(now - e.enqueued_at, 1),
+                "state": str(e.state),
+            }
+            for e in await self.router.entries()
+            if e.queue in presence.queues
+        ]
+        await self._desk.tell_technician(name, encode(Type.QUEUES, waiting=waiting))
+
+    async def _tell_offer(self, name: str, entry: Entry) -> None:
+        timeout = self.router.settings(entry.queue).offer_timeout_s
+        await self._desk.tell_technician(
+            name,
+            encode(
+                Type.OFFERED,
+                entry=entry.id,
+                session=entry.session,
+                customer=entry.customer,
+                queue=entry.queue,
+                waited_s=round(self.router.clock() - entry.enqueued_at, 1),
+                timeout_s=timeout,
+            ),
+        )
+
+    # events
+
+    def _routing_event(self, event: RoutingEvent, data: dict[str, Any]) -> None:
+        self._spawn(self._handle(event, data))
+
+    async def _handle(self, event: RoutingEvent, data: dict[str, Any]) -> None:
+        if event == RoutingEvent.OFFERED:
+            await self._tell_offer(data["technician"], data["entry"])
+        elif event == RoutingEvent.WITHDRAWN:
+            await self._desk.tell_technician(
+                data["technician"], encode(Type.WITHDRAWN, entry=data["entry"].id)
+            )
+        elif event == RoutingEvent.ASSIGNED:
+            entry: Entry = data["entry"]
+            session = self._desk.sessions.get(entry.session)
+            if session is None:
+                return
+            await session.assign(data["technician"])
+            await self._desk.notify_console(session)
+        elif event == RoutingEvent.STATUS:
+            await self.tell_presence(data["technician"])
+        elif event == RoutingEvent.QUEUE:
+            queue = data["queue"]
+            for session in list(self._desk.sessions.values()):
+                if session.queue == queue and session.state == SessionState.QUEUED:
+                    await self.tell_position(session)
+            for name in self._desk.consoles_online():
+                await self.tell_queues(name)
+        elif event == RoutingEvent.ABANDONED:
+            session = self._desk.sessions.get(data["entry"].session)
+            if session is not None and session.state == SessionState.QUEUED:
+                await session.end("left the queue")
+
+    def _session_closed(self, session: SupportSession) -> None:
+        self._spawn(self._after_session(session))
+
+    async def _after_session(self, session: SupportSession) -> None:
+        if not session.queue:
+            return
+        with contextlib.suppress(NotFound):
+            await self.router.leave(session.id, session.end_reason)
+        if session.technician and session.was_live:
+            with contextlib.suppress(NotFound):
+                await self.router.finish(session.technician, session.queue)

@@ -1,0 +1,147 @@
+"""A customer waits in a queue, is offered to a technician, answered, transferred."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+
+from tests.conftest import RunningNode
+from tests.peers import Customer, Technician, wait_for
+
+
+async def _console(
+    node: RunningNode, http: aiohttp.ClientSession, name: str, **scope: Any
+) -> Technician:
+    technician = Technician(node.base, http)
+    await technician.sign_in(node.login_link(name, "technician", **scope))
+    await technician.join()
+    await technician.expect("presence", status="available")
+    return technician
+
+
+async def test_queued_customer_is_offered_answered_and_recorded(
+    node: RunningNode, http: aiohttp.ClientSession, tech_http: aiohttp.ClientSession
+) -> None:
+    customer = Customer(node.base, http, colour="blue")
+    await customer.open_link(node.support_link("support", skills={"lang:en": 1}))
+    await customer.connect_ws()
+    await customer.send(type="join", token=customer.boot["token"])
+    place = await customer.expect("queue")
+    assert place["position"] == 1
+    assert place["estimated_wait_s"] is None  # no handle times yet: no made-up number
+
+    # A technician without the skill is not offered the customer; one with it is.
+    other_http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    unskilled = await _console(node, other_http, "tech-fr", skills={"lang:fr": 5})
+    technician = await _console(node, tech_http, "tech-en", skills={"lang:en": 3})
+    session = customer.boot["session"]
+    try:
+        offer = await technician.expect("offered", session=session)
+        assert unskilled.last("offered") is None
+        await technician.send(type="accept", entry=offer["entry"])
+        await technician.expect("session", session=session, state="waiting")
+        await technician.expect("presence", status="busy")
+
+        # The customer connects media once a technician is assigned.
+        customer.pc.addTransceiver(customer.camera, direction="sendonly")
+        customer.pc.addTransceiver("audio", direction="recvonly")
+        await customer.negotiate(session, width=640, height=480)
+        await technician.take(session)
+        await customer.expect("session", state="live", timeout_s=15)
+        await wait_for(lambda: technician.video.colours["blue"] >= 3, 15, "frames")
+
+        await technician.send(type="end", session=session, reason="fixed")
+        await customer.expect("ended", session=session)
+        await technician.expect("presence", status="wrap-up")
+        await technician.send(
+            type="disposition", session=session, code="resolved", notes="descaled"
+        )
+        await technician.send(
+            type="disposition", session=session, code="bogus", ref="d"
+        )
+        assert (await technician.expect("error", ref="d"))["code"] == "bad_message"
+        await node.node.switchboard.refresh_figures()
+        metrics = await _metrics(node)
+        assert 'tapline_queue_waiting{queue="support"} 0' in metrics
+        assert 'tapline_technicians{status="wrap-up"} 1' in metrics
+        assert 'tapline_technicians{status="available"} 1' in metrics
+    finally:
+        await customer.close()
+        await technician.close()
+        await unskilled.close()
+        await other_http.close()
+
+    lines = (node.config.recordings_dir / session / "timeline.jsonl").read_text()
+    events = [json.loads(line) for line in lines.splitlines()]
+    kinds = [e["kind"] for e in events]
+    assert kinds.index("assigned") < kinds.index("end") < kinds.index("disposition")
+    assert events[-1]["code"] == "resolved" and events[-1]["notes"] == "descaled"
+    await node.node.switchboard.refresh_figures()
+    figures = node.node.switchboard.figures["support"]["30m"]
+    assert figures["answered"] == 1 and figures["aht_s"] is not None
+
+
+async def _metrics(node: RunningNode) -> str:
+    async with aiohttp.ClientSession() as http, http.get(f"{node.base}/metrics") as r:
+        return await r.text()
+
+
+async def test_unanswered_offer_goes_to_the_next_technician(
+    node: RunningNode, http: aiohttp.ClientSession, tech_http: aiohttp.ClientSession
+) -> None:
+    node.node.switchboard.router.queues["support"] = (
+        node.node.switchboard.router.queues["support"].__class__(
+            "support", offer_timeout_s=0.5, max_missed=1
+        )
+    )
+    other_http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    first = await _console(node, tech_http, "tech-a")
+    second = await _console(node, other_http, "tech-b")
+    customer = Customer(node.base, http)
+    try:
+        await customer.open_link(node.support_link())
+        await customer.connect_ws()
+        await customer.send(type="join", token=customer.boot["token"])
+        session = customer.boot["session"]
+        offered = [first, second]
+        got = await _first_offer(offered, session)
+        other = second if got is first else first
+        # Nobody accepts: the offer lapses, goes to the other technician, and the
+        # one who missed it is set away (max_missed=1).
+        await other.expect("offered", session=session, timeout_s=5)
+        await got.expect("withdrawn", timeout_s=5)
+        await got.expect("presence", status="away", timeout_s=5)
+    finally:
+        await customer.close()
+        await first.close()
+        await second.close()
+        await other_http.close()
+
+
+async def _first_offer(consoles: list[Technician], session: str) -> Technician:
+    await wait_for(
+        lambda: any(c.last("offered", session=session) for c in consoles), 5, "offer"
+    )
+    return next(c for c in consoles if c.last("offered", session=session))
+
+
+async def test_customer_who_leaves_the_queue_is_counted_as_abandoned(
+    node: RunningNode, http: aiohttp.ClientSession
+) -> None:
+    customer = Customer(node.base, http)
+    try:
+        await customer.open_link(node.support_link())
+        await customer.connect_ws()
+        await customer.send(type="join", token=customer.boot["token"])
+        await customer.expect("queue")
+        await customer.send(type="end", session=customer.boot["session"])
+        await customer.expect("ended")
+    finally:
+        await customer.close()
+    board = node.node.switchboard
+    await wait_for(lambda: not node.node.desk.sessions, 5, "session closed")
+    await board.refresh_figures()
+    assert board.figures["support"]["waiting"] == 0
+    assert board.figures["support"]["30m"]["abandoned"] == 1
