@@ -64,6 +64,8 @@ class Type(enum.StrEnum):
     """A customer offered to this technician."""
     WITHDRAWN = "withdrawn"
     """An offer ended unanswered."""
+    OK = "ok"
+    """A request without another reply was done (carries its ref)."""
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from server.links import Grant, Kind, LinkSigner
 from server.messages import (
     Accept,
     AutoAnswer,
+    ClientMessage,
     Decline,
     Disposition,
     End,
@@ -166,7 +167,7 @@ class Signalling:
                 )
             )
 
-    async def _console(self, who: _Participant, message: object) -> None:
+    async def _console(self, who: _Participant, message: ClientMessage) -> None:
         """A technician's routing and wrap-up messages."""
         board = self._switchboard
         if isinstance(message, SetStatus):
@@ -185,6 +186,9 @@ class Signalling:
             await board.disposition(
                 who.name, message.session, message.code, message.notes
             )
+        else:
+            return
+        await who.channel.send(encode(Type.OK, ref=message.ref))
 
     async def _join(self, request: web.Request, who: _Participant, msg: Join) -> None:
         if who.role is not None:

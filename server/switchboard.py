@@ -210,11 +210,16 @@ class Switchboard:
                 f"Disposition must be one of: {', '.join(self._config.dispositions)}.",
                 code="bad_message",
             )
-        technician = self._desk.ended_by_technician.get(session_id)
+        closing = self._desk.sessions.get(session_id)
+        if closing is not None and closing.state == SessionState.ENDED:
+            # Still finalizing its recording: the timeline already has its end.
+            technician, clock_end = closing.technician, closing.clock_at_end
+        else:
+            technician = self._desk.ended_by_technician.get(session_id, "")
+            clock_end = self._desk.ended_clock.get(session_id, 0.0)
         if technician != name:
             raise NotFound("No ended session of yours has that id.")
         path = self._config.recordings_dir / session_id / "timeline.jsonl"
-        clock_end = self._desk.ended_clock.get(session_id, 0.0)
         timeline = Timeline(path, lambda: clock_end)
         try:
             timeline.append("disposition", technician=name, code=code, notes=notes)

@@ -10,6 +10,8 @@ const stateEl = $("state");
 const sessions = new Map(); // session id -> { el, pc, state }
 let mic = null;
 let camera = null;
+let presence = null;
+const offers = new Map(); // entry id -> { el, timer }
 
 const SESSION_WORDS = {
   waiting: "Customer is in; connecting…",
@@ -36,7 +38,34 @@ function sessionView(id, summary) {
     el.querySelector(".end").addEventListener("click", () => {
       signal.send("end", { session: id, reason: "technician pressed End" });
     });
+    el.querySelector(".transfer").addEventListener("click", async () => {
+      const queue = el.querySelector(".transfer-queue").value;
+      try {
+        await signal.request("transfer", { session: id, queue });
+      } catch (error) {
+        showError(errorEl, error);
+      }
+    });
+    el.querySelector(".wrap").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      try {
+        await signal.request("disposition", {
+          session: id,
+          code: el.querySelector(".disposition").value,
+          notes: el.querySelector(".notes").value,
+        });
+      } catch (error) {
+        showError(errorEl, error);
+        return;
+      }
+      el.querySelector(".saved").hidden = false;
+      el.querySelector(".wrap button").disabled = true;
+    });
     countFrames(el.querySelector("video"));
+    if (presence) {
+      fillSelect(el.querySelector(".disposition"), presence.dispositions);
+      fillSelect(el.querySelector(".transfer-queue"), presence.all_queues);
+    }
     $("sessions").append(el);
     entry = { el, pc: null, state: "waiting", connecting: false };
     sessions.set(id, entry);
@@ -103,7 +132,86 @@ function onEnded(message) {
   if (entry.pc) entry.pc.close();
   entry.pc = null;
   showState(entry.el.querySelector(".state"), "ended", `Ended: ${message.reason}`);
-  entry.el.querySelector(".end").hidden = true;
+  entry.el.querySelector(".controls").hidden = true;
+  if (presence && !message.reason.startsWith("transferred")) {
+    entry.el.querySelector(".wrap").hidden = false;
+  }
+}
+
+function fillSelect(select, values) {
+  select.replaceChildren(...values.map((value) => {
+    const option = document.createElement("option");
+    option.value = value;
+    option.textContent = value;
+    return option;
+  }));
+}
+
+const STATUS_WORDS = {
+  available: "Available: customers will be offered to you.",
+  busy: "Busy with a customer.",
+  "wrap-up": "Wrapping up: no offers for a moment.",
+  away: "Away: no customers will be offered to you.",
+};
+
+function onPresence(message) {
+  presence = message;
+  const label = $("presence-state");
+  label.dataset.status = message.status;
+  label.textContent = `${STATUS_WORDS[message.status] || message.status} ` +
+    `Queues: ${message.queues.join(", ")}. Sessions today: ${message.sessions_today}.`;
+  $("status").value = message.status === "away" ? "away" : "available";
+  $("auto-answer").checked = message.auto_answer;
+  for (const entry of sessions.values()) {
+    fillSelect(entry.el.querySelector(".disposition"), message.dispositions);
+    fillSelect(entry.el.querySelector(".transfer-queue"), message.all_queues);
+  }
+}
+
+function onQueues(message) {
+  $("waiting-count").textContent = String(message.waiting.length);
+  $("waiting").replaceChildren(...message.waiting.map((w) => {
+    const item = document.createElement("li");
+    item.textContent = `${w.customer} in ${w.queue}, waiting ${Math.round(w.waited_s)} s` +
+      (w.priority ? `, priority ${w.priority}` : "") + (w.state === "offered" ? " (offered)" : "");
+    return item;
+  }));
+}
+
+function dropOffer(id) {
+  const offer = offers.get(id);
+  if (!offer) return;
+  clearInterval(offer.timer);
+  offer.el.remove();
+  offers.delete(id);
+}
+
+function onOffered(message) {
+  dropOffer(message.entry);
+  const el = $("offer-template").content.firstElementChild.cloneNode(true);
+  el.dataset.entry = message.entry;
+  el.querySelector(".who").textContent = `Customer ${message.customer} (${message.queue})`;
+  const started = Date.now();
+  const detail = el.querySelector(".detail");
+  const tick = () => {
+    const left = Math.max(0, Math.round(message.timeout_s - (Date.now() - started) / 1000));
+    detail.textContent = `waited ${Math.round(message.waited_s)} s; ${left} s to answer`;
+  };
+  tick();
+  el.querySelector(".accept").addEventListener("click", async () => {
+    try {
+      await signal.request("accept", { entry: message.entry });
+    } catch (error) {
+      showError(errorEl, error);
+    }
+    dropOffer(message.entry);
+  });
+  el.querySelector(".decline").addEventListener("click", () => {
+    signal.send("decline", { entry: message.entry });
+    dropOffer(message.entry);
+  });
+  $("offers").append(el);
+  offers.set(message.entry, { el, timer: setInterval(tick, 1000) });
 }
 
 const signal = new Signal({
@@ -119,6 +227,10 @@ const signal = new Signal({
   onMessage: (message) => {
     if (message.type === "session") onSession(message);
     else if (message.type === "ended") onEnded(message);
+    else if (message.type === "presence") onPresence(message);
+    else if (message.type === "queues") onQueues(message);
+    else if (message.type === "offered") onOffered(message);
+    else if (message.type === "withdrawn") dropOffer(message.entry);
     else if (message.type === "error") showError(errorEl, message);
   },
   onClose: () => showState(stateEl, "reconnecting", "Connection lost, reconnecting…"),
@@ -166,5 +278,13 @@ $("who").textContent = boot.name ? `(${boot.name})` : "";
 $("new-link").addEventListener("click", newLink);
 $("copy").addEventListener("click", () => navigator.clipboard.writeText($("link-url").value));
 $("camera").addEventListener("click", toggleCamera);
+$("status").addEventListener("change", () => {
+  signal.request("status", { status: $("status").value })
+    .catch((error) => showError(errorEl, error));
+});
+$("auto-answer").addEventListener("change", () => {
+  signal.request("auto_answer", { on: $("auto-answer").checked })
+    .catch((error) => showError(errorEl, error));
+});
 window.addEventListener("unhandledrejection", (event) => showError(errorEl, event.reason));
 signal.connect();

@@ -11,8 +11,11 @@ let media = null;
 let pc = null;
 let ended = false;
 
+let connecting = false;
+
 const SESSION_WORDS = {
-  waiting: "You're in. Waiting for the technician to connect…",
+  queued: "You're in line. Keep this page open.",
+  waiting: "A technician is ready. Connecting you…",
   connecting: "Connecting you to the technician…",
   live: "Live: the technician can see and hear you.",
 };
@@ -33,6 +36,31 @@ async function openCamera() {
 }
 
 async function connectPeer() {
+  if (connecting) return;
+  connecting = true;
+  try {
+    await makePeer();
+  } catch (error) {
+    showError(errorEl, error);
+  } finally {
+    connecting = false;
+  }
+}
+
+function showQueue(message) {
+  const place = $("queue-place");
+  place.hidden = false;
+  const minutes = message.estimated_wait_s === null
+    ? null : Math.max(1, Math.round(message.estimated_wait_s / 60));
+  place.dataset.position = String(message.position);
+  place.textContent = message.position === 1
+    ? "You're next in line." : `You're number ${message.position} in line.`;
+  $("queue-wait").textContent = minutes === null
+    ? "We'll connect you as soon as someone is free."
+    : `Estimated wait: about ${minutes} minute${minutes === 1 ? "" : "s"}.`;
+}
+
+async function makePeer() {
   if (pc) pc.close();
   pc = new RTCPeerConnection({ iceServers: boot.iceServers || [] });
   const [camera] = media.getVideoTracks();
@@ -83,7 +111,6 @@ const signal = new Signal({
   onOpen: async () => {
     try {
       await signal.request("join", { token: boot.token });
-      await connectPeer();
       clearError(errorEl);
     } catch (error) {
       showError(errorEl, error);
@@ -94,6 +121,13 @@ const signal = new Signal({
     if (message.type === "session") {
       const words = SESSION_WORDS[message.state];
       if (words) showState(stateEl, message.state, words);
+      const queued = message.state === "queued";
+      $("queue").hidden = !queued;
+      $("end").textContent = queued ? "Leave the queue" : "End";
+      // Media starts once a technician is assigned (and again after a reconnect).
+      if (!queued && message.media.customer === "none") connectPeer();
+    } else if (message.type === "queue") {
+      showQueue(message);
     } else if (message.type === "ended") {
       finish(message.reason);
     } else if (message.type === "error") {

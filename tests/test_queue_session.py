@@ -56,8 +56,13 @@ async def test_queued_customer_is_offered_answered_and_recorded(
         await customer.expect("ended", session=session)
         await technician.expect("presence", status="wrap-up")
         await technician.send(
-            type="disposition", session=session, code="resolved", notes="descaled"
+            type="disposition",
+            session=session,
+            code="resolved",
+            notes="descaled",
+            ref="ok",
         )
+        await technician.expect("ok", ref="ok")
         await technician.send(
             type="disposition", session=session, code="bogus", ref="d"
         )
