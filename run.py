@@ -99,8 +99,20 @@ def _link_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="run.py link", description="Print a signed link, offline."
     )
-    parser.add_argument("kind", choices=["direct", "login"])
+    parser.add_argument("kind", choices=["direct", "support", "login"])
     parser.add_argument("--technician", help="direct: the technician to reach")
+    parser.add_argument("--queue", help="support: the queue to wait in")
+    parser.add_argument(
+        "--skill",
+        action="append",
+        default=[],
+        help="support: a required skill NAME[=LEVEL]; login: a skill the staff "
+        "member has (repeatable)",
+    )
+    parser.add_argument("--priority", type=int, default=0, help="support: 0-9")
+    parser.add_argument(
+        "--queues", help="login: comma-separated queues served (default: all)"
+    )
     parser.add_argument("--name", help="login: the staff member's name")
     parser.add_argument("--role", default="technician", help="login: staff role")
     parser.add_argument("--ttl-s", type=int, help="seconds the link stays valid")
@@ -124,18 +136,45 @@ def _print_link(argv: list[str]) -> int:
     args = _link_parser().parse_args(argv)
     config = _apply(Config.from_env(), args)
     node = build_node(config)
+    skills = {}
+    for item in args.skill:
+        name, _, level = item.partition("=")
+        skills[name] = int(level or 1)
     if args.kind == "direct":
         if not args.technician:
             print("run.py link direct needs --technician NAME", file=sys.stderr)
             return 2
         ttl = args.ttl_s or config.customer_link_ttl_s
         token, grant = node.signer.sign(Kind.DIRECT, ttl, technician=args.technician)
+    elif args.kind == "support":
+        if args.queue not in config.queues:
+            queues = ", ".join(config.queues)
+            print(
+                f"run.py link support needs --queue, one of: {queues}", file=sys.stderr
+            )
+            return 2
+        ttl = args.ttl_s or config.customer_link_ttl_s
+        token, grant = node.signer.sign(
+            Kind.SUPPORT,
+            ttl,
+            queue=args.queue,
+            skills=skills or None,
+            prio=args.priority or None,
+        )
     else:
         if not args.name:
             print("run.py link login needs --name NAME", file=sys.stderr)
             return 2
         ttl = args.ttl_s or config.login_link_ttl_s
-        token, grant = node.signer.sign(Kind.LOGIN, ttl, name=args.name, role=args.role)
+        served = [q for q in (args.queues or "").split(",") if q]
+        token, grant = node.signer.sign(
+            Kind.LOGIN,
+            ttl,
+            name=args.name,
+            role=args.role,
+            queues=served or None,
+            skills=skills or None,
+        )
     print(f"{config.origin}/j/{token}")
     expires = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(grant.expires_at))
     print(f"id {grant.id}, expires {expires}", file=sys.stderr)
