@@ -150,3 +150,29 @@ async def test_customer_who_leaves_the_queue_is_counted_as_abandoned(
     await board.refresh_figures()
     assert board.figures["support"]["waiting"] == 0
     assert board.figures["support"]["30m"]["abandoned"] == 1
+
+
+async def test_queued_customer_who_reloads_keeps_their_place(
+    node: RunningNode, http: aiohttp.ClientSession, tech_http: aiohttp.ClientSession
+) -> None:
+    link = node.support_link()
+    first = Customer(node.base, http)
+    second = Customer(node.base, tech_http)
+    again = Customer(node.base, http)
+    try:
+        for customer, url in ((first, link), (second, node.support_link())):
+            await customer.open_link(url)
+            await customer.connect_ws()
+            await customer.send(type="join", token=customer.boot["token"])
+            await customer.expect("queue")
+        assert (await second.expect("queue"))["position"] == 2
+        assert first.ws is not None
+        await first.ws.close()  # the tab closes
+        await again.open_link(link)  # the same phone opens the link again
+        assert again.boot["session"] == first.boot["session"]
+        await again.connect_ws()
+        await again.send(type="join", token=again.boot["token"])
+        assert (await again.expect("queue"))["position"] == 1
+    finally:
+        for customer in (first, second, again):
+            await customer.close()
