@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from recorder import finalize_crashed
-from server.api import Api, error_middleware
+from server.api import Api, error_middleware, qr_svg
 from server.config import Config
 from server.keys import load_or_create
 from server.links import Kind, LinkSigner
 from server.media import Peer, announce_host_addresses
 from server.metrics import Metrics
 from server.pages import STAFF_COOKIE, Pages, security_headers
+from server.rooms import RoomDirectory
 from server.routing import Status
 from server.signalling import Signalling
 from server.store import MemoryStore, Store
@@ -41,6 +42,7 @@ class Node:
     metrics: Metrics
     admin_key: str
     admin_key_created: bool
+    rooms: RoomDirectory
 
     def login_url(self, name: str, role: str = "technician") -> str:
         token, _ = self.signer.sign(
@@ -60,7 +62,8 @@ def build_node(config: Config) -> Node:
     signer = LinkSigner(secret, store)
     desk = SupportDesk(config)
     switchboard = Switchboard(config, store, desk)
-    signalling = Signalling(config, signer, desk, switchboard, STAFF_COOKIE)
+    rooms = RoomDirectory(config, signer, qr_svg)
+    signalling = Signalling(config, signer, desk, switchboard, STAFF_COOKIE, rooms)
     metrics = Metrics()
     metrics.gauge(
         "peer_connections", "WebRTC peer connections open", lambda: Peer.open_count
@@ -77,6 +80,12 @@ def build_node(config: Config) -> Node:
         "websockets", "Signalling websockets open", lambda: len(signalling.sockets)
     )
     _routing_metrics(metrics, switchboard)
+    metrics.gauge("rooms_active", "Demo rooms open", lambda: len(rooms.rooms))
+    metrics.gauge(
+        "room_viewers",
+        "Viewers in demo rooms",
+        lambda: sum(room.viewers for room in rooms.rooms.values()),
+    )
     return Node(
         config,
         store,
@@ -87,6 +96,7 @@ def build_node(config: Config) -> Node:
         metrics,
         admin_key,
         created,
+        rooms,
     )
 
 
@@ -154,7 +164,7 @@ def create_app(config: Config) -> web.Application:
         client_max_size=64 * 1024,
     )
     app[NODE] = node
-    pages = Pages(config, node.signer, node.store, node.desk)
+    pages = Pages(config, node.signer, node.store, node.desk, node.rooms)
     api = Api(
         config, node.signer, node.desk, node.switchboard, node.metrics, node.admin_key
     )
@@ -171,7 +181,11 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     for path in recovered:
         logger.info("recording %s: finalized after an unclean stop", path.name)
     node.switchboard.start()
+    if node.config.demo:
+        node.rooms.open_demo()
     yield
+    logger.info("shutting down: ending %d rooms", len(node.rooms.rooms))
+    await node.rooms.close_all("server shutting down")
     await node.switchboard.stop()
     logger.info("shutting down: ending %d sessions", len(node.desk.sessions))
     await node.desk.close_all("server shutting down")

@@ -81,6 +81,30 @@ class Config:
     """Longest time between two keyframes of a feed, seconds."""
     keyframe_min_gap_s: float = 0.5
     """Forced keyframes of a feed are coalesced to one per this gap, seconds."""
+    max_rooms: int = 20
+    """Demo rooms one node hosts at once."""
+    max_room_viewers: int = 500
+    """Viewers one demo room admits at once."""
+    max_room_cameras: int = 8
+    """Cameras one demo room takes (studio devices, phones, synthetic)."""
+    program_width: int = 960
+    """Width of a demo room's program feed, pixels."""
+    program_height: int = 540
+    """Height of a demo room's program feed, pixels."""
+    camera_hold_s: float = 1.5
+    """An on-air camera that stops sending is held this long, then slated, seconds."""
+    demo_link_ttl_s: int = 7 * 24 * 3600
+    """How long a demo room's viewer link stays valid, seconds."""
+    max_chat_chars: int = 500
+    """Longest chat message or question, characters."""
+    chat_per_minute: int = 20
+    """Chat messages and questions one participant may send per minute."""
+    chat_burst: int = 5
+    """Messages one participant may send at once before the rate applies."""
+    chat_history: int = 100
+    """Chat lines a room keeps to show whoever enters."""
+    max_questions: int = 300
+    """Questions one room keeps."""
     recording_fragment_s: float = 1.0
     """Fragment length of recordings; a crash loses at most about this, seconds."""
     record: bool = True

@@ -17,18 +17,33 @@ from typing import Any, ClassVar, get_type_hints
 from server.errors import ProtocolError
 
 __all__ = [
+    "ROOM_MESSAGES",
     "VERSION",
     "Accept",
+    "Ask",
     "AutoAnswer",
+    "CameraLink",
+    "CameraRemove",
+    "Chat",
     "ClientMessage",
     "Decline",
     "Disposition",
     "End",
+    "Enter",
+    "Expert",
     "Join",
+    "Moderate",
     "Offer",
+    "Program",
+    "Record",
+    "RoomEnd",
+    "RoomMessage",
+    "RoomOffer",
     "SetStatus",
+    "Studio",
     "Transfer",
     "Type",
+    "Zoom",
     "encode",
     "parse",
     "schema",
@@ -48,6 +63,20 @@ class Type(enum.StrEnum):
     AUTO_ANSWER = "auto_answer"
     TRANSFER = "transfer"
     DISPOSITION = "disposition"
+    # client -> server, demo rooms
+    ENTER = "enter"
+    STUDIO = "studio"
+    ROOM_OFFER = "room_offer"
+    PROGRAM = "program"
+    ZOOM = "zoom"
+    CHAT = "chat"
+    ASK = "ask"
+    MODERATE = "moderate"
+    RECORD = "record"
+    CAMERA_LINK = "camera_link"
+    CAMERA_REMOVE = "camera_remove"
+    EXPERT = "expert"
+    ROOM_END = "room_end"
     # server -> client
     WELCOME = "welcome"
     SESSION = "session"
@@ -64,6 +93,16 @@ class Type(enum.StrEnum):
     """A customer offered to this technician."""
     WITHDRAWN = "withdrawn"
     """An offer ended unanswered."""
+    ROOM = "room"
+    """A demo room's summary (what this participant may see of it)."""
+    CHAT_LINE = "chat_line"
+    """One chat message of a room."""
+    QUESTIONS = "questions"
+    """A room's questions: all for staff, a viewer's own for a viewer."""
+    CAMERA_INVITE = "camera_invite"
+    """A camera link for a phone, with its QR code."""
+    EXPERT_LINK = "expert_link"
+    """A support link for a viewer who asked to talk to an expert."""
     OK = "ok"
     """A request without another reply was done (carries its ref)."""
 
@@ -147,6 +186,144 @@ class Disposition(ClientMessage):
     notes: str = ""
 
 
+# Demo rooms. A viewer or a phone camera enters with the participant token its link
+# gave it; staff enter a room's studio with their sign-in cookie.
+
+
+@dataclass(frozen=True)
+class Enter(ClientMessage):
+    """Enter a demo room with a viewer or camera participant token."""
+
+    type: ClassVar[Type] = Type.ENTER
+    token: str
+
+
+@dataclass(frozen=True)
+class Studio(ClientMessage):
+    """Staff: direct `room`, or open a new room titled `title` when `room` is empty."""
+
+    type: ClassVar[Type] = Type.STUDIO
+    room: str = ""
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class RoomMessage(ClientMessage):
+    """A message about one room the sender is in."""
+
+    room: str
+
+
+@dataclass(frozen=True)
+class RoomOffer(RoomMessage):
+    """An SDP offer for one purpose: watch the program, monitor the studio, publish
+    a camera (`camera` names it within the room) or the presenter's microphone."""
+
+    type: ClassVar[Type] = Type.ROOM_OFFER
+    sdp: str
+    purpose: str
+    camera: str = ""
+    name: str = ""
+    width: int = 0
+    height: int = 0
+
+
+@dataclass(frozen=True)
+class Program(RoomMessage):
+    """Put a shot on air: one camera, picture-in-picture, side by side, or a slate."""
+
+    type: ClassVar[Type] = Type.PROGRAM
+    layout: str
+    main: str = ""
+    second: str = ""
+    slate: str = ""
+
+
+@dataclass(frozen=True)
+class Zoom(RoomMessage):
+    """Digital zoom on a camera: `factor` in percent, centre `x`, `y` in percent."""
+
+    type: ClassVar[Type] = Type.ZOOM
+    camera: str
+    factor: int = 100
+    x: int = 50
+    y: int = 50
+
+
+@dataclass(frozen=True)
+class Chat(RoomMessage):
+    type: ClassVar[Type] = Type.CHAT
+    text: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Ask(RoomMessage):
+    """A viewer's question for the presenter."""
+
+    type: ClassVar[Type] = Type.ASK
+    text: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Moderate(RoomMessage):
+    """Staff: mark a question answered (or open again), pin, unpin or dismiss it."""
+
+    type: ClassVar[Type] = Type.MODERATE
+    question: int
+    action: str
+
+
+@dataclass(frozen=True)
+class Record(RoomMessage):
+    type: ClassVar[Type] = Type.RECORD
+    on: bool
+
+
+@dataclass(frozen=True)
+class CameraLink(RoomMessage):
+    """Staff: a link that makes a phone one more camera of the room."""
+
+    type: ClassVar[Type] = Type.CAMERA_LINK
+    name: str
+
+
+@dataclass(frozen=True)
+class CameraRemove(RoomMessage):
+    type: ClassVar[Type] = Type.CAMERA_REMOVE
+    camera: str
+
+
+@dataclass(frozen=True)
+class Expert(RoomMessage):
+    """A viewer asks to talk to an expert one to one."""
+
+    type: ClassVar[Type] = Type.EXPERT
+
+
+@dataclass(frozen=True)
+class RoomEnd(RoomMessage):
+    type: ClassVar[Type] = Type.ROOM_END
+    reason: str = "ended by the presenter"
+
+
+ROOM_MESSAGES: tuple[type[ClientMessage], ...] = (
+    Enter,
+    Studio,
+    RoomOffer,
+    Program,
+    Zoom,
+    Chat,
+    Ask,
+    Moderate,
+    Record,
+    CameraLink,
+    CameraRemove,
+    Expert,
+    RoomEnd,
+)
+
 _CLIENT_TYPES: dict[str, type[ClientMessage]] = {
     str(cls.type): cls
     for cls in (
@@ -160,7 +337,7 @@ _CLIENT_TYPES: dict[str, type[ClientMessage]] = {
         Transfer,
         Disposition,
     )
-}
+} | {str(cls.type): cls for cls in ROOM_MESSAGES}
 _LIMITS = {
     "token": 2048,
     "device": 64,
@@ -172,8 +349,25 @@ _LIMITS = {
     "queue": 64,
     "code": 64,
     "notes": 4000,
+    "room": 64,
+    "title": 80,
+    "purpose": 16,
+    "camera": 32,
+    "name": 40,
+    "layout": 16,
+    "main": 32,
+    "second": 32,
+    "slate": 80,
+    "text": 1000,
+    "action": 16,
 }
 """Longest accepted string per field, characters (SDP is bounded by Config)."""
+_CHOICES = {
+    "room_offer.purpose": frozenset({"watch", "monitor", "camera", "mic"}),
+    "program.layout": frozenset({"single", "pip", "side", "slate"}),
+    "moderate.action": frozenset({"answered", "reopen", "pin", "unpin", "dismiss"}),
+}
+"""Fields that take one of a few words, by 'type.field'."""
 
 
 def parse(raw: str | bytes, *, max_bytes: int, max_sdp_bytes: int) -> ClientMessage:
@@ -241,6 +435,13 @@ def _build(
         if not ok:
             raise ProtocolError(
                 f"Field '{f.name}' of '{cls.type}' has the wrong type.",
+                code="bad_message",
+                ref=ref,
+            )
+        choices = _CHOICES.get(f"{cls.type}.{f.name}")
+        if choices is not None and value not in choices:
+            raise ProtocolError(
+                f"Field '{f.name}' must be one of: {', '.join(sorted(choices))}.",
                 code="bad_message",
                 ref=ref,
             )

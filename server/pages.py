@@ -3,7 +3,9 @@
 A customer link opens the join page with a participant token for its session; the
 link is bound to the first device (a cookie) that opens it. A login link is single
 use: it signs a staff member in with an HttpOnly, SameSite=Strict cookie and
-redirects to their console.
+redirects to their console (a presenter's to the studio). A demo link opens the
+watch page of its room for anyone (it is meant to be shared); a camera link makes
+the first device that opens it one more camera of a room.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from typing import Any
 from aiohttp import web
 
 from server.config import Config
-from server.errors import AuthError, LinkError
+from server.errors import AuthError, LinkError, NotFound
 from server.links import Grant, Kind, LinkSigner
+from server.rooms import STAFF_ROLES as ROOM_STAFF_ROLES
+from server.rooms import RoomDirectory
 from server.store import Store
 from server.support import SupportDesk, new_session_id
 
@@ -83,12 +87,18 @@ def refusal(title: str, reason: str, status: int) -> web.Response:
 
 class Pages:
     def __init__(
-        self, config: Config, signer: LinkSigner, store: Store, desk: SupportDesk
+        self,
+        config: Config,
+        signer: LinkSigner,
+        store: Store,
+        desk: SupportDesk,
+        rooms: RoomDirectory | None = None,
     ) -> None:
         self._config = config
         self._signer = signer
         self._store = store
         self._desk = desk
+        self._rooms = rooms
 
     def routes(self) -> list[web.AbstractRouteDef]:
         return [
@@ -96,6 +106,7 @@ class Pages:
             web.get("/j/{token}", self.link),
             web.get("/console", self.console),
             web.get("/supervisor", self.supervisor),
+            web.get("/studio", self.studio),
             web.post("/logout", self.logout),
             web.static("/static", STATIC_DIR),
         ]
@@ -111,9 +122,18 @@ class Pages:
                 return await self._login(grant)
             if grant.kind in (Kind.DIRECT, Kind.SUPPORT):
                 return await self._customer(request, grant, wants_json)
+            if grant.kind in (Kind.DEMO, Kind.CAMERA) and self._rooms is not None:
+                return await self._room_link(request, grant, wants_json)
             raise LinkError(
                 f"This node does not serve {grant.kind} links yet.", code="wrong_kind"
             )
+        except NotFound as exc:
+            logger.info("link refused: %s", exc.code)
+            if wants_json:
+                return web.json_response(
+                    {"code": exc.code, "reason": exc.reason}, status=410
+                )
+            return refusal("This demo is not on", exc.reason, 410)
         except LinkError as exc:
             status = _LINK_STATUS.get(exc.code, 403)
             logger.info("link refused: %s", exc.code)
@@ -134,7 +154,11 @@ class Pages:
             skills=grant.scope.get("skills") or None,
         )
         logger.info("staff %s signed in", grant.get("name"))
-        response = web.Response(status=303, headers={"Location": "/console"})
+        target = "/console"
+        if grant.get("role") == "presenter" or grant.get("room"):
+            room = grant.get("room")
+            target = f"/studio?room={room}" if room.isalnum() else "/studio"
+        response = web.Response(status=303, headers={"Location": target})
         response.set_cookie(
             STAFF_COOKIE,
             cookie,
@@ -209,6 +233,81 @@ class Pages:
             "iceServers": [{"urls": url} for url in self._config.ice_servers],
         }
         response = page("console.html", boot)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    async def _room_link(
+        self, request: web.Request, grant: Grant, wants_json: bool
+    ) -> web.StreamResponse:
+        """A viewer (demo link) or a phone camera (camera link) of a room."""
+        assert self._rooms is not None
+        room = self._rooms.get(grant.get("room"))
+        ttl = max(60.0, grant.expires_at - self._signer.now())
+        ice = [{"urls": url} for url in self._config.ice_servers]
+        device = ""
+        if grant.kind == Kind.DEMO:
+            token, _ = self._signer.sign(
+                Kind.PARTICIPANT,
+                ttl,
+                room=room.id,
+                role="viewer",
+                name=f"Viewer {secrets.token_hex(2)}",
+            )
+            name, html_page = "", "watch.html"
+        else:
+            device = request.cookies.get(DEVICE_COOKIE, "")
+            if not (8 <= len(device) <= 64 and device.isalnum()):
+                device = secrets.token_hex(16)
+            await self._signer.bind(grant, device)
+            name = grant.get("name") or "Phone"
+            token, _ = self._signer.sign(
+                Kind.PARTICIPANT,
+                ttl,
+                room=room.id,
+                role="camera",
+                cam=f"p-{grant.id[:10]}",
+                name=name,
+            )
+            html_page = "camera.html"
+        boot = {
+            "token": token,
+            "room": room.id,
+            "title": room.title,
+            "name": name,
+            "iceServers": ice,
+        }
+        response: web.StreamResponse
+        response = web.json_response(boot) if wants_json else page(html_page, boot)
+        response.headers["Cache-Control"] = "no-store"
+        if device:
+            response.set_cookie(
+                DEVICE_COOKIE,
+                device,
+                max_age=400 * 24 * 3600,
+                httponly=True,
+                samesite="Lax",
+                secure=self._config.origin.startswith("https"),
+                path="/",
+            )
+        return response
+
+    async def studio(self, request: web.Request) -> web.Response:
+        try:
+            grant = await staff_grant(request, self._signer)
+        except AuthError as exc:
+            return refusal("Sign in needed", exc.reason, 401)
+        if grant.get("role") not in ROOM_STAFF_ROLES:
+            return refusal(
+                "Presenters only", "The studio is for presenters and admins.", 403
+            )
+        room = request.query.get("room", "")
+        boot = {
+            "name": grant.get("name"),
+            "role": grant.get("role"),
+            "room": room if room.isalnum() and len(room) <= 64 else "",
+            "iceServers": [{"urls": url} for url in self._config.ice_servers],
+        }
+        response = page("studio.html", boot)
         response.headers["Cache-Control"] = "no-store"
         return response
 

@@ -21,20 +21,24 @@ from server.config import Config
 from server.errors import AuthError, ProtocolError, TaplineError
 from server.links import Grant, Kind, LinkSigner
 from server.messages import (
+    ROOM_MESSAGES,
     Accept,
     AutoAnswer,
     ClientMessage,
     Decline,
     Disposition,
     End,
+    Enter,
     Join,
     Offer,
     SetStatus,
+    Studio,
     Transfer,
     Type,
     encode,
     parse,
 )
+from server.rooms import Member, RoomDirectory
 from server.support import Role, SessionState, SupportDesk, SupportSession
 from server.switchboard import Switchboard
 
@@ -73,6 +77,8 @@ class _Participant:
     name: str = ""
     grant: Grant | None = None
     sessions: dict[str, SupportSession] = field(default_factory=dict)
+    member: Member | None = None
+    """In a demo room: the room's view of this participant."""
 
 
 class Signalling:
@@ -83,12 +89,14 @@ class Signalling:
         desk: SupportDesk,
         switchboard: Switchboard,
         staff_cookie: str,
+        rooms: RoomDirectory | None = None,
     ) -> None:
         self._config = config
         self._signer = signer
         self._desk = desk
         self._switchboard = switchboard
         self._staff_cookie = staff_cookie
+        self._rooms = rooms
         self.sockets: set[web.WebSocketResponse] = set()
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
@@ -139,7 +147,9 @@ class Signalling:
                 max_sdp_bytes=self._config.max_sdp_bytes,
             )
             ref = message.ref
-            if isinstance(message, Join):
+            if isinstance(message, ROOM_MESSAGES):
+                await self._room(request, who, message)
+            elif isinstance(message, Join):
                 await self._join(request, who, message)
             elif who.role is None:
                 raise ProtocolError("Send 'join' first.", code="wrong_state")
@@ -259,7 +269,37 @@ class Signalling:
             encode(Type.ANSWER, session=session.id, sdp=answer, ref=msg.ref)
         )
 
+    async def _room(
+        self, request: web.Request, who: _Participant, message: ClientMessage
+    ) -> None:
+        """Demo rooms: enter as viewer or camera, direct a studio, or act inside."""
+        rooms = self._rooms
+        if rooms is None:
+            raise ProtocolError("This node hosts no demo rooms.", code="wrong_state")
+        entering = isinstance(message, (Enter, Studio))
+        if entering and (who.role is not None or who.member is not None):
+            raise ProtocolError("Already joined.", code="wrong_state")
+        if isinstance(message, Enter):
+            grant = await self._signer.check(message.token, Kind.PARTICIPANT)
+            if not grant.get("room"):
+                raise AuthError("This is not a demo room token.", code="forbidden")
+            who.member = await rooms.enter(grant, who.channel, message.ref)
+        elif isinstance(message, Studio):
+            cookie = request.cookies.get(self._staff_cookie, "")
+            if not cookie:
+                raise AuthError("Sign in first.", code="not_signed_in")
+            grant = await self._signer.check(cookie, Kind.STAFF)
+            who.member = await rooms.studio(
+                grant, message.room, message.title, who.channel, message.ref
+            )
+        elif who.member is None:
+            raise ProtocolError("Enter a room first.", code="wrong_state")
+        else:
+            await rooms.handle(who.member, message)
+
     async def _left(self, who: _Participant, reason: str) -> None:
+        if who.member is not None:
+            await who.member.room.leave(who.member, reason)
         if who.role == Role.TECHNICIAN:
             self._desk.console_left(who.name, who.channel)
             await self._switchboard.console_left(who.name)
