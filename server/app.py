@@ -12,6 +12,7 @@ from aiohttp import web
 from recorder import finalize_crashed
 from server.api import Api, error_middleware, qr_svg
 from server.config import Config
+from server.gallery import Gallery
 from server.keys import load_or_create
 from server.links import Kind, LinkSigner
 from server.media import Peer, announce_host_addresses
@@ -169,6 +170,8 @@ def create_app(config: Config) -> web.Application:
         config, node.signer, node.desk, node.switchboard, node.metrics, node.admin_key
     )
     app.add_routes(api.routes())
+    gallery = Gallery(config, node.signer, node.desk, node.admin_key)
+    app.add_routes(gallery.routes())
     app.add_routes([web.get("/ws", node.signalling.handle)])
     app.add_routes(pages.routes())
     app.cleanup_ctx.append(_lifecycle)

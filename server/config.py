@@ -109,6 +109,14 @@ class Config:
     """Fragment length of recordings; a crash loses at most about this, seconds."""
     record: bool = True
     """Record support sessions."""
+    max_push_bytes: int = 10 * 1024 * 1024
+    """Largest image or PDF a technician may send to a customer, bytes."""
+    max_photo_bytes: int = 16 * 1024 * 1024
+    """Largest full-resolution photo a customer's phone may upload, bytes."""
+    max_session_files: int = 200
+    """Stills, snapshots, photos and pushed files one session keeps."""
+    max_strokes: int = 200
+    """Annotations one frozen still takes."""
 
     queues: list[str] = field(default_factory=lambda: ["support"])
     """Names of the support queues customers can wait in."""

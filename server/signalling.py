@@ -22,6 +22,7 @@ from server.errors import AuthError, ProtocolError, TaplineError
 from server.links import Grant, Kind, LinkSigner
 from server.messages import (
     ROOM_MESSAGES,
+    TOOL_MESSAGES,
     Accept,
     AutoAnswer,
     ClientMessage,
@@ -158,6 +159,11 @@ class Signalling:
             elif isinstance(message, End):
                 session = self._session_of(who, message.session)
                 await session.end(f"ended by {who.role}: {message.reason}")
+            elif isinstance(message, TOOL_MESSAGES):
+                session = self._session_of(who, message.session)
+                reply = await session.tools.handle(who.role, who.name, message)
+                if reply is not None:
+                    await who.channel.send(encode(Type.OK, ref=message.ref, **reply))
             elif who.role != Role.TECHNICIAN:
                 raise AuthError("Only technicians can do that.", code="forbidden")
             else:

@@ -35,6 +35,7 @@ from server.config import Config
 from server.errors import CapacityError, NotFound, ProtocolError
 from server.media import Feed, FrameTrack, Peer, PeerState, Source
 from server.messages import Type, encode
+from server.tools import SessionTools
 
 __all__ = ["Channel", "Role", "SessionState", "SupportDesk", "SupportSession"]
 
@@ -129,6 +130,7 @@ class SupportSession:
             keyframe_interval_s=config.keyframe_interval_s,
             keyframe_min_gap_s=config.keyframe_min_gap_s,
         )
+        self.tools = SessionTools(self, self._feed, self._directory, config)
         self._closing: asyncio.Task[None] | None = None
         logger.info(
             "session %s: created for customer %s and technician %s",
@@ -198,6 +200,16 @@ class SupportSession:
         if channel is not None:
             await _send_quietly(channel, text)
 
+    async def tell(self, role: str | None, text: str) -> bool:
+        """Send to one role's page (None: both); False when that role is away."""
+        seats = [s for s in self._seats.values() if role is None or s.role == role]
+        sent = False
+        for seat in seats:
+            if seat.channel is not None:
+                await _send_quietly(seat.channel, text)
+                sent = True
+        return sent
+
     async def broadcast(self) -> None:
         text = encode(Type.SESSION, **self.summary())
         for seat in self._seats.values():
@@ -227,6 +239,7 @@ class SupportSession:
             )
         self.event("join", role=str(role), name=seat.name)
         await self.broadcast()
+        await self.tools.welcome(role)
 
     async def detach(self, role: Role, channel: Channel, reason: str) -> None:
         """A participant's channel closed; they have the grace period to return."""
@@ -344,7 +357,7 @@ class SupportSession:
         def sink(frame: av.frame.Frame) -> None:
             if track.kind == "video" and seat.role == Role.CUSTOMER:
                 assert isinstance(frame, av.VideoFrame)
-                self._feed.push(frame)
+                self.tools.put(frame)
                 return
             outlet = other.outlets.get(track.kind)
             if isinstance(outlet, FrameTrack):
@@ -452,6 +465,7 @@ class SupportSession:
                 await _send_quietly(seat.channel, text)
             await self._drop_media(seat)
         self._feed.remove_listener(self._record_packet)
+        await self.tools.close()
         await self._feed.close()
         if self._mix_task is not None:
             self._mix_task.cancel()
