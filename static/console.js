@@ -3,6 +3,7 @@ import {
   $, PEER_WORDS, Signal, clearError, countFrames, makeOffer, readBoot, showError,
   showState,
 } from "/static/tapline.js";
+import { ConsoleTools } from "/static/console-tools.js";
 
 const boot = readBoot();
 const errorEl = $("error");
@@ -68,6 +69,7 @@ function sessionView(id, summary) {
     }
     $("sessions").append(el);
     entry = { el, pc: null, state: "waiting", connecting: false };
+    entry.tools = new ConsoleTools({ signal, session: id, el, errorEl });
     sessions.set(id, entry);
     $("no-sessions").hidden = true;
   }
@@ -225,6 +227,8 @@ const signal = new Signal({
     }
   },
   onMessage: (message) => {
+    const tools = message.session && sessions.get(message.session);
+    if (tools && tools.tools.receive(message)) return;
     if (message.type === "session") onSession(message);
     else if (message.type === "ended") onEnded(message);
     else if (message.type === "presence") onPresence(message);

@@ -3,12 +3,14 @@ import {
   $, PEER_WORDS, Signal, clearError, countFrames, makeOffer, readBoot, showError,
   showState,
 } from "/static/tapline.js";
+import { CustomerTools } from "/static/customer-tools.js";
 
 const boot = readBoot();
 const stateEl = $("state");
 const errorEl = $("error");
 let media = null;
 let pc = null;
+let cameraSender = null;
 let ended = false;
 
 let connecting = false;
@@ -66,6 +68,7 @@ async function makePeer() {
   const [camera] = media.getVideoTracks();
   const [mic] = media.getAudioTracks();
   const cameraTx = pc.addTransceiver(camera, { direction: "sendonly", streams: [media] });
+  cameraSender = cameraTx.sender;
   pc.addTransceiver(mic || "audio", { direction: mic ? "sendrecv" : "recvonly" });
   pc.addTransceiver("video", { direction: "recvonly" });
   try {
@@ -118,6 +121,7 @@ const signal = new Signal({
     }
   },
   onMessage: (message) => {
+    if (tools.receive(message)) return;
     if (message.type === "session") {
       const words = SESSION_WORDS[message.state];
       if (words) showState(stateEl, message.state, words);
@@ -140,6 +144,10 @@ const signal = new Signal({
   },
 });
 
+const tools = new CustomerTools({
+  signal, boot, errorEl, media: () => media, sender: () => cameraSender,
+});
+
 async function start() {
   clearError(errorEl);
   $("start").disabled = true;
@@ -159,6 +167,7 @@ async function start() {
   $("preview").srcObject = media;
   $("end").hidden = false;
   countFrames($("technician-video"));
+  tools.start();
   showState(stateEl, "connecting", "Connecting…");
   signal.connect();
 }
