@@ -70,6 +70,8 @@ export class CustomerTools {
     }
     this.overlay.setStrokes(state.strokes);
     $("frozen-note").hidden = !frozen;
+    // After a reload the server still holds a pause: keep the camera private.
+    if (state.paused !== this.paused) this.showPaused(state.paused);
   }
 
   // Camera requests from the technician: answer every one, with what happened.
@@ -163,12 +165,17 @@ export class CustomerTools {
     answer.ok = true;
   }
 
-  setPaused(paused) {
+  showPaused(paused) {
     this.paused = paused;
-    for (const track of this.media().getVideoTracks()) track.enabled = !paused;
+    const media = this.media();
+    if (media) for (const track of media.getVideoTracks()) track.enabled = !paused;
     $("pause").textContent = paused ? "Resume my camera" : "Pause my camera";
     $("pause").setAttribute("aria-pressed", paused ? "true" : "false");
     $("paused-note").hidden = !paused;
+  }
+
+  setPaused(paused) {
+    this.showPaused(paused);
     this.signal.request("pause", { session: this.boot.session, paused })
       .catch((error) => showError(this.errorEl, error));
   }

@@ -121,5 +121,27 @@ async def test_switch_camera_annotate_and_pause_between_console_and_phone(
             state="attached",
             timeout=10_000,
         )
+
+        # Evidence and talk: a snapshot and the phone's own photo land in the
+        # console's gallery; a PDF reaches the phone; chat goes both ways.
+        session = "section.session"
+        await console.click(f"{session} .snapshot")
+        await console.wait_for_selector(f"{session} .gallery li[data-kind=snapshot]")
+        await console.click(f"{session} .photo")
+        await console.wait_for_selector(
+            f"{session} .camera-note[data-state=ok]", timeout=10_000
+        )
+        await console.wait_for_selector(f"{session} .gallery li[data-kind=photo]")
+        await console.set_input_files(
+            f"{session} .push-file",
+            files=[{"name": "manual.pdf", "mimeType": "application/pdf",
+                    "buffer": b"%PDF-1.4\n%%EOF\n"}],
+        )  # fmt: skip
+        await phone.wait_for_selector("#files:not([hidden]) #file-list button")
+        await phone.fill("#chat-text", "The light is blinking")
+        await phone.click("#chat-form button")
+        await console.wait_for_selector(f"{session} .chat-lines li[data-role=customer]")
+        assert "blinking" in await console.inner_text(f"{session} .chat-lines")
+
         await phone.click("#end")
         await console.wait_for_selector("section.session .state[data-state=ended]")

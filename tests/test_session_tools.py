@@ -209,6 +209,15 @@ async def test_digital_zoom_crops_on_the_server(
         assert technician.video.sizes == {(640, 480)}
         state = await technician.expect("tools", session=session)
         assert state["zoom"] == {"factor": 400, "x": 0.12, "y": 0.5}
+        # The live pointer: burned into the technician's picture, and sent to the
+        # customer where it falls on their whole (unzoomed) picture.
+        await technician.send(type="pointer", session=session, x=5000, y=5000)
+        pointed = await customer.expect("pointer", session=session)
+        assert (pointed["x"], pointed["y"], pointed["on"]) == (0.125, 0.5, True)
+        await wait_for(lambda: centre()[0] > 200 and centre()[1] > 170, 10, "pointer")
+        await technician.send(type="pointer", session=session, on=False)
+        await customer.expect("pointer", on=False)
+        await wait_for(lambda: centre()[2] > 180, 10, "pointer gone")
         too_far = await ask(
             technician, "z2", type="digital_zoom", session=session, factor=900
         )
