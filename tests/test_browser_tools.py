@@ -7,7 +7,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from playwright.async_api import Page
+from playwright.async_api import FilePayload, Page
 
 from tests.browser import chromium, frames_advancing, needs_chromium
 from tests.conftest import RunningNode
@@ -134,8 +134,10 @@ async def test_switch_camera_annotate_and_pause_between_console_and_phone(
         await console.wait_for_selector(f"{session} .gallery li[data-kind=photo]")
         await console.set_input_files(
             f"{session} .push-file",
-            files=[{"name": "manual.pdf", "mimeType": "application/pdf",
-                    "buffer": b"%PDF-1.4\n%%EOF\n"}],
+            files=FilePayload(
+                name="manual.pdf", mimeType="application/pdf",
+                buffer=b"%PDF-1.4\n%%EOF\n",
+            ),
         )  # fmt: skip
         await phone.wait_for_selector("#files:not([hidden]) #file-list button")
         await phone.fill("#chat-text", "The light is blinking")
