@@ -135,7 +135,11 @@ class SessionTools:
             "strokes": [s.wire() for s in self.strokes],
             "zoom": None
             if zoom is None
-            else {"factor": round(zoom.factor * 100), "x": zoom.x, "y": zoom.y},
+            else {
+                "factor": round(zoom.factor * 100),
+                "x": round(zoom.x * 100),
+                "y": round(zoom.y * 100),
+            },
             "paused": self.paused,
             "camera": self.camera,
         }

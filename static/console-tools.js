@@ -32,6 +32,15 @@ export class ConsoleTools {
       onPointer: (x, y, on) => this.signal.send("pointer", {
         session, x: Math.round(x * 10000), y: Math.round(y * 10000), on }),
     });
+    // Double-click on the live picture: digital zoom centred there.
+    this.zoom = null;
+    this.overlay.canvas.addEventListener("dblclick", (event) => {
+      const at = this.overlay.toPicture(event);
+      if (!at || this.overlay.frozen) return;
+      const [x, y] = this.toCamera(at);
+      const level = Math.max(200, Number(q(".zoom-level").value));
+      this.ask("digital_zoom", { factor: level, x: Math.round(x * 100), y: Math.round(y * 100) });
+    });
     const click = (selector, handler) => q(selector).addEventListener("click", handler);
     click(".switch-camera", () => this.ask("camera_control", {
       action: "facing", facing: this.facing === "user" ? "environment" : "user" }));
@@ -51,6 +60,16 @@ export class ConsoleTools {
         .then((ok) => { if (ok) q(".chat-text").value = ""; });
     });
     q(".push-file").addEventListener("change", () => this.push());
+  }
+
+  // A point of the (possibly zoomed) picture -> the same point of the whole camera
+  // picture, as the server crops it (server/media/stage.py zoom_window).
+  toCamera(at) {
+    if (!this.zoom) return [at.x, at.y];
+    const size = 100 / this.zoom.factor;
+    const x0 = Math.min(Math.max(this.zoom.x / 100 - size / 2, 0), 1 - size);
+    const y0 = Math.min(Math.max(this.zoom.y / 100 - size / 2, 0), 1 - size);
+    return [x0 + at.x * size, y0 + at.y * size];
   }
 
   async ask(type, fields = {}) {
@@ -81,6 +100,7 @@ export class ConsoleTools {
       this.overlay.hideStill();
     }
     this.frozen = frozen;
+    this.zoom = state.zoom;
     this.overlay.setStrokes(state.strokes);
     q(".freeze").textContent = frozen ? "Unfreeze" : "Freeze";
     q(".freeze").setAttribute("aria-pressed", frozen ? "true" : "false");

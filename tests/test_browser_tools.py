@@ -108,6 +108,25 @@ async def test_switch_camera_annotate_and_pause_between_console_and_phone(
         await console.click("section.session .freeze")  # unfreeze
         await phone.wait_for_selector("#stage:not([data-frozen])")
 
+        # Double-click the live picture: digital zoom on the server, centred there.
+        canvas = console.locator("section.session canvas.overlay")
+        size = await canvas.bounding_box()
+        assert size is not None
+        await canvas.dblclick(
+            position={"x": size["width"] * 0.25, "y": size["height"] * 0.5}
+        )
+        await console.wait_for_function(
+            "document.querySelector('section.session .camera-state').textContent"
+            ".includes('Digital zoom 200%')"
+        )
+        sid = next(iter(node.node.desk.sessions))
+        zoom = node.node.desk.sessions[sid].tools.stage.look.zoom
+        assert zoom is not None and zoom.factor == 2.0 and zoom.x < 0.4
+        await console.click("section.session .digital-zoom")  # back to 1x
+        await console.wait_for_selector(
+            "section.session .camera-state[data-state=on]:empty", state="attached"
+        )
+
         # Privacy: the phone pauses its camera; the console says so.
         await phone.click("#pause")
         await console.wait_for_selector(

@@ -208,7 +208,7 @@ async def test_digital_zoom_crops_on_the_server(
         await wait_for(lambda: centre()[2] > 180 and centre()[1] < 120, 10, "blue")
         assert technician.video.sizes == {(640, 480)}
         state = await technician.expect("tools", session=session)
-        assert state["zoom"] == {"factor": 400, "x": 0.12, "y": 0.5}
+        assert state["zoom"] == {"factor": 400, "x": 12, "y": 50}
         # The live pointer: burned into the technician's picture, and sent to the
         # customer where it falls on their whole (unzoomed) picture.
         await technician.send(type="pointer", session=session, x=5000, y=5000)
