@@ -199,7 +199,7 @@ class SessionTools:
         if isinstance(message, (Undo, Clear)):
             return await self._erase(by, clear=isinstance(message, Clear))
         if isinstance(message, Pointer):
-            return await self._pointer(message)
+            return await self._pointer(by, message)
         if isinstance(message, Snapshot):
             return await self._snapshot(by)
         raise ProtocolError(f"'{message.type}' is not a tool.", code="unknown_type")
@@ -397,7 +397,7 @@ class SessionTools:
         await self._tell_state()
         return {"removed": gone}
 
-    async def _pointer(self, msg: Pointer) -> dict[str, Any] | None:
+    async def _pointer(self, by: str, msg: Pointer) -> dict[str, Any] | None:
         now = time.monotonic()
         if msg.on and now - self._pointer_at < _POINTER_MIN_GAP_S:
             return None
@@ -405,7 +405,7 @@ class SessionTools:
         at = (msg.x / 10_000, msg.y / 10_000)
         if msg.on != self._pointer_on:
             self._pointer_on = msg.on
-            self.host.event("pointer", shown=msg.on, x=at[0], y=at[1])
+            self.host.event("pointer", by=by, shown=msg.on, x=at[0], y=at[1])
         frozen = self.still is not None
         if not frozen:
             self.stage.point(at if msg.on else None)

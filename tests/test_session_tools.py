@@ -227,6 +227,11 @@ async def test_digital_zoom_crops_on_the_server(
     finally:
         await customer.close()
         await technician.close()
+    pointer = [e for e in events(node, session) if e["kind"] == "pointer"]
+    assert [(e["by"], e["shown"]) for e in pointer] == [
+        ("technician:tech-1", True),
+        ("technician:tech-1", False),
+    ]
 
 
 async def test_freeze_shows_both_sides_the_source_frame_and_strokes_are_recorded(
