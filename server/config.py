@@ -122,6 +122,9 @@ class Config:
     """After a session, time before a technician is offered again, seconds."""
     queue_grace_s: float = 120.0
     """A waiting customer who closes the page keeps their place this long, seconds."""
+    invite_wait_s: float = 60.0
+    """A named transfer or an expert invitation waits this long for an answer,
+    seconds."""
     dispositions: list[str] = field(
         default_factory=lambda: ["resolved", "follow-up", "escalated", "no-fault-found"]
     )

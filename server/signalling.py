@@ -29,7 +29,9 @@ from server.messages import (
     Disposition,
     End,
     Enter,
+    Invite,
     Join,
+    Leave,
     Offer,
     SetStatus,
     Studio,
@@ -157,7 +159,11 @@ class Signalling:
                 await self._offer(who, message)
             elif isinstance(message, End):
                 session = self._session_of(who, message.session)
-                await session.end(f"ended by {who.role}: {message.reason}")
+                if _seat(who, session) == Role.EXPERT:
+                    who.sessions.pop(session.id, None)
+                    await self._switchboard.expert_leaves(who.name, session)
+                else:
+                    await session.end(f"ended by {who.role}: {message.reason}")
             elif who.role != Role.TECHNICIAN:
                 raise AuthError("Only technicians can do that.", code="forbidden")
             else:
@@ -190,8 +196,21 @@ class Signalling:
             await board.set_auto_answer(who.name, message.on)
         elif isinstance(message, Transfer):
             session = self._session_of(who, message.session)
+            await board.transfer(who.name, session, message.queue, message.technician)
             who.sessions.pop(session.id, None)
-            await board.transfer(who.name, session, message.queue)
+        elif isinstance(message, Invite):
+            session = self._session_of(who, message.session)
+            await board.invite(
+                who.name,
+                session,
+                technician=message.technician,
+                queue=message.queue,
+                skill=message.skill,
+            )
+        elif isinstance(message, Leave):
+            session = self._session_of(who, message.session)
+            await board.expert_leaves(who.name, session)
+            who.sessions.pop(session.id, None)
         elif isinstance(message, Disposition):
             await board.disposition(
                 who.name, message.session, message.code, message.notes
@@ -254,17 +273,18 @@ class Signalling:
         if session is not None:
             return session
         session = self._desk.get(session_id)
-        if who.role != Role.TECHNICIAN or session.technician != who.name:
+        if who.role != Role.TECHNICIAN or session.role_of(who.name) is None:
             raise AuthError("This session is not yours.", code="forbidden")
         return session
 
     async def _offer(self, who: _Participant, msg: Offer) -> None:
         assert who.role is not None
         session = self._session_of(who, msg.session)
+        role = _seat(who, session)
         if msg.session not in who.sessions:
             who.sessions[session.id] = session
-            await session.attach(who.role, who.channel)
-        answer = await session.offer(who.role, msg.sdp, msg.width, msg.height)
+            await session.attach(role, who.channel)
+        answer = await session.offer(role, msg.sdp, msg.width, msg.height)
         await who.channel.send(
             encode(Type.ANSWER, session=session.id, sdp=answer, ref=msg.ref)
         )
@@ -306,7 +326,7 @@ class Signalling:
         if who.role is None:
             return
         for session in who.sessions.values():
-            await session.detach(who.role, who.channel, reason)
+            await session.detach(_seat(who, session), who.channel, reason)
             if who.role == Role.CUSTOMER:
                 await self._switchboard.customer_left(session)
 
@@ -319,6 +339,14 @@ class Signalling:
             ),
             return_exceptions=True,
         )
+
+
+def _seat(who: _Participant, session: SupportSession) -> Role:
+    """The participant's seat in `session`: a console may be its expert."""
+    assert who.role is not None
+    if who.role == Role.TECHNICIAN:
+        return session.role_of(who.name) or who.role
+    return who.role
 
 
 def _without_type(wire: dict[str, object]) -> dict[str, object]:

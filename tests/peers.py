@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import av
+import numpy as np
+import numpy.typing as npt
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
@@ -51,6 +53,8 @@ class Client:
         self.messages: list[dict[str, Any]] = []
         self.video = Received()
         self.audio_frames = 0
+        self.sound: deque[npt.NDArray[np.int16]] = deque(maxlen=150)
+        """The last 3 s of received audio (first channel), 20 ms per item."""
         self._tasks: list[asyncio.Task[None]] = []
         self.pc.on("track", self._on_track)
 
@@ -61,8 +65,13 @@ class Client:
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await track.recv()
-                if not isinstance(frame, av.VideoFrame):
+                if isinstance(frame, av.AudioFrame):
                     self.audio_frames += 1
+                    channels = len(frame.layout.channels)
+                    samples = frame.to_ndarray().reshape(-1, channels)[:, 0]
+                    self.sound.append(samples.astype(np.int16))
+                    continue
+                if not isinstance(frame, av.VideoFrame):
                     continue
                 self.video.frames += 1
                 self.video.sizes.add((frame.width, frame.height))
@@ -170,7 +179,7 @@ class Technician(Client):
         await self.send(type="join", ref="j")
         await self.expect("welcome")
 
-    async def take(self, session: str) -> None:
+    async def take(self, session: str, hz: float = 660) -> None:
         self.pc.addTransceiver("video", direction="recvonly")
-        self.pc.addTransceiver(ToneTrack(660), direction="sendrecv")
+        self.pc.addTransceiver(ToneTrack(hz), direction="sendrecv")
         await self.negotiate(session)
