@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import av
-import numpy as np
-import numpy.typing as npt
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
@@ -53,8 +51,6 @@ class Client:
         self.messages: list[dict[str, Any]] = []
         self.video = Received()
         self.audio_frames = 0
-        self.sound: deque[npt.NDArray[np.int16]] = deque(maxlen=150)
-        """The last 3 s of received audio (first channel), 20 ms per item."""
         self._tasks: list[asyncio.Task[None]] = []
         self.pc.on("track", self._on_track)
 
@@ -65,13 +61,8 @@ class Client:
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await track.recv()
-                if isinstance(frame, av.AudioFrame):
-                    self.audio_frames += 1
-                    channels = len(frame.layout.channels)
-                    samples = frame.to_ndarray().reshape(-1, channels)[:, 0]
-                    self.sound.append(samples.astype(np.int16))
-                    continue
                 if not isinstance(frame, av.VideoFrame):
+                    self.audio_frames += 1
                     continue
                 self.video.frames += 1
                 self.video.sizes.add((frame.width, frame.height))

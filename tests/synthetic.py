@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import fractions
 import math
-from typing import Any
 
 import av
 import numpy as np
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
-__all__ = ["MARKERS", "ColourCamera", "ToneTrack", "marker_colour", "tone_levels"]
+__all__ = ["MARKERS", "ColourCamera", "ToneTrack", "marker_colour"]
 
 MARKERS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30),
@@ -80,16 +79,3 @@ def marker_colour(frame: av.VideoFrame) -> str:
     return min(
         MARKERS, key=lambda name: float(np.sum((np.array(MARKERS[name]) - median) ** 2))
     )
-
-
-def tone_levels(
-    samples: np.ndarray[Any, Any], rate: int, tones: list[float]
-) -> dict[float, float]:
-    """Each tone's peak in the spectrum of `samples`, relative to the loudest tone."""
-    spectrum = np.abs(np.fft.rfft(samples.astype(np.float64)))
-    freqs = np.fft.rfftfreq(len(samples), 1 / rate)
-    peaks = {
-        hz: float(spectrum[(freqs > hz - 8) & (freqs < hz + 8)].max()) for hz in tones
-    }
-    loudest = max(peaks.values()) or 1.0
-    return {hz: peak / loudest for hz, peak in peaks.items()}

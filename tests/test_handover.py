@@ -9,31 +9,94 @@ and what the recording holds, can be told apart in the spectrum.
 from __future__ import annotations
 
 import json
+from collections import deque
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import av
 import numpy as np
+import numpy.typing as npt
+from aiortc import MediaStreamTrack
+from av.frame import Frame
+from av.packet import Packet
 
 from tests.conftest import RunningNode
-from tests.peers import Client, Customer, Technician, wait_for
-from tests.synthetic import ToneTrack, tone_levels
+from tests.peers import Customer, Technician, wait_for
+from tests.synthetic import ToneTrack
 
 CUSTOMER_HZ, FIRST_HZ, OTHER_HZ = 440.0, 660.0, 1000.0
 TONES = [CUSTOMER_HZ, FIRST_HZ, OTHER_HZ]
+Sound = deque[npt.NDArray[np.int16]]
 
 
-async def _console(node: RunningNode, name: str) -> tuple[Technician, Any]:
+def tone_levels(
+    samples: npt.NDArray[Any], rate: int, tones: list[float]
+) -> dict[float, float]:
+    """Each tone's peak in the spectrum of `samples`, relative to the loudest tone."""
+    spectrum = np.abs(np.fft.rfft(samples.astype(np.float64)))
+    freqs = np.fft.rfftfreq(len(samples), 1 / rate)
+    peaks = {
+        hz: float(spectrum[(freqs > hz - 8) & (freqs < hz + 8)].max()) for hz in tones
+    }
+    loudest = max(peaks.values()) or 1.0
+    return {hz: peak / loudest for hz, peak in peaks.items()}
+
+
+class _Tap(MediaStreamTrack):
+    """Passes a received audio track through, keeping its first channel."""
+
+    kind = "audio"
+
+    def __init__(self, track: MediaStreamTrack, sound: Sound) -> None:
+        super().__init__()
+        self._track = track
+        self._sound = sound
+
+    async def recv(self) -> Frame | Packet[Any]:
+        frame = await self._track.recv()
+        if isinstance(frame, av.AudioFrame):
+            channels = len(frame.layout.channels)
+            samples = frame.to_ndarray().reshape(-1, channels)[:, 0]
+            self._sound.append(samples.astype(np.int16))
+        return frame
+
+
+class Listening:
+    """Mixed into a test client: keeps the last 3 s of what it hears."""
+
+    sound: Sound
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if track.kind == "audio":
+            track = _Tap(track, self.sound)
+        super()._on_track(track)  # type: ignore[misc]
+
+
+class ListeningCustomer(Listening, Customer):
+    def __init__(self, base: str, http: aiohttp.ClientSession, colour: str) -> None:
+        super().__init__(base, http, colour)
+        self.sound = deque(maxlen=150)
+
+
+class ListeningTechnician(Listening, Technician):
+    def __init__(self, base: str, http: aiohttp.ClientSession) -> None:
+        super().__init__(base, http)
+        self.sound = deque(maxlen=150)
+
+
+async def _console(
+    node: RunningNode, name: str
+) -> tuple[ListeningTechnician, aiohttp.ClientSession]:
     http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-    technician = Technician(node.base, http)
+    technician = ListeningTechnician(node.base, http)
     await technician.sign_in(node.login_link(name, "technician"))
     await technician.join()
     await technician.expect("presence", status="available")
     return technician, http
 
 
-async def _hears(client: Client, seconds: float = 1.5) -> dict[float, float]:
+async def _hears(client: Listening, seconds: float = 1.5) -> dict[float, float]:
     """Tone levels of what `client` hears from now on, over `seconds`."""
     client.sound.clear()
     await wait_for(lambda: len(client.sound) >= seconds * 50, 15, "audio")
@@ -51,8 +114,8 @@ async def test_transfer_to_a_named_technician_rewires_only_the_technician_side(
     node: RunningNode, http: aiohttp.ClientSession
 ) -> None:
     first, first_http = await _console(node, "tech-a")
-    customer = Customer(node.base, http, colour="red")
-    second: Technician | None = None
+    customer = ListeningCustomer(node.base, http, colour="red")
+    second: ListeningTechnician | None = None
     second_http = None
     try:
         # Queued, offered to tech-a, answered, live.
@@ -142,7 +205,7 @@ async def test_added_expert_sees_and_hears_the_customer_and_everyone_hears_them(
 ) -> None:
     technician, tech_http = await _console(node, "tech-a")
     expert, expert_http = await _console(node, "tech-x")
-    customer = Customer(node.base, http, colour="red")
+    customer = ListeningCustomer(node.base, http, colour="red")
     try:
         session = await customer.join(node.direct_link("tech-a"))
         await technician.expect("session", session=session)
