@@ -95,6 +95,8 @@ class Config:
     """An on-air camera that stops sending is held this long, then slated, seconds."""
     demo_link_ttl_s: int = 7 * 24 * 3600
     """How long a demo room's viewer link stays valid, seconds."""
+    room_queue: str = ""
+    """Support queue a demo's "Talk to an expert" leads to ("": the first queue)."""
     max_chat_chars: int = 500
     """Longest chat message or question, characters."""
     chat_per_minute: int = 20

@@ -233,6 +233,8 @@ class Studio(ClientMessage):
     type: ClassVar[Type] = Type.STUDIO
     room: str = ""
     title: str = ""
+    queue: str = ""
+    """A new room's support queue ("Talk to an expert"); the configured default."""
 
 
 @dataclass(frozen=True)

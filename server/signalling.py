@@ -310,7 +310,12 @@ class Signalling:
                 raise AuthError("Sign in first.", code="not_signed_in")
             grant = await self._signer.check(cookie, Kind.STAFF)
             who.member = await rooms.studio(
-                grant, message.room, message.title, who.channel, message.ref
+                grant,
+                message.room,
+                message.title,
+                who.channel,
+                message.ref,
+                queue=message.queue,
             )
         elif who.member is None:
             raise ProtocolError("Enter a room first.", code="wrong_state")
