@@ -529,7 +529,7 @@ class Router:
         technician, who has `invite_wait_s` to take them."""
         settings = self.settings(queue)
         if target:
-            await self._reachable(target)
+            await self.reachable(target)
         moved = dataclasses.replace(
             entry,
             queue=queue,
@@ -568,7 +568,7 @@ class Router:
         if target == inviter:
             raise ProtocolError("You are already in this session.", code="bad_message")
         if target:
-            await self._reachable(target)
+            await self.reachable(target)
         now = self._clock()
         entry = Entry(
             id=f"{session}:expert",
@@ -609,7 +609,8 @@ class Router:
             await self._free_offer(entry.offered_to, entry.id)
             self._emit(RoutingEvent.WITHDRAWN, technician=entry.offered_to, entry=entry)
 
-    async def _reachable(self, name: str) -> Presence:
+    async def reachable(self, name: str) -> Presence:
+        """`name`'s presence if they are signed in and not away (else an error)."""
         presence = await self.presence(name)
         if presence is None or presence.status == Status.AWAY:
             raise ProtocolError(f"{name} is not available.", code="unavailable")

@@ -207,8 +207,8 @@ class Switchboard:
         if technician == name:
             raise ProtocolError("You already have this customer.", code="bad_message")
         queue = self._queue_for(session, queue)
-        if technician and (await self.router.presence(technician)) is None:
-            raise ProtocolError(f"{technician} is not signed in.", code="unavailable")
+        if technician:
+            await self.router.reachable(technician)  # before anything changes
         await session.release_technician(queue, technician)
         await self.router.finish(name, session.queue or queue)
         await self.router.transfer(

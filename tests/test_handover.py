@@ -146,6 +146,10 @@ async def test_transfer_to_a_named_technician_rewires_only_the_technician_side(
             5,
             "tech-b listed",
         )
+        await first.send(
+            type="transfer", session=session, technician="nobody", ref="t0"
+        )
+        assert (await first.expect("error", ref="t0"))["code"] == "unavailable"
         await first.send(type="transfer", session=session, technician="tech-b")
         ended = await first.expect("ended", session=session)
         assert ended["reason"] == "transferred to tech-b"
@@ -161,7 +165,8 @@ async def test_transfer_to_a_named_technician_rewires_only_the_technician_side(
         heard = await _hears(customer)
         assert heard[OTHER_HZ] == 1.0 and heard[FIRST_HZ] < 0.03, heard
 
-        # One peer connection for the customer the whole time: one answer only.
+        # One peer connection for the customer the whole time: one answer only,
+        # and the refused transfer changed nothing.
         answers = [m for m in customer.messages if m["type"] == "answer"]
         assert len(answers) == 1
         assert customer.pc.connectionState == "connected"
