@@ -338,6 +338,15 @@ class SupportSession:
         logger.info("session %s: expert %s added", self.id, name)
         await self.broadcast()
 
+    def expert_away(self) -> None:
+        """The expert's consoles all closed (maybe before they ever connected):
+        they have the rejoin grace to come back, as after a detach."""
+        seat = self._seats[Role.EXPERT]
+        if seat.name and seat.channel is None and seat.grace is None:
+            seat.grace = asyncio.get_running_loop().call_later(
+                self._config.rejoin_grace_s, self._grace_expired, Role.EXPERT
+            )
+
     async def remove_expert(self, reason: str) -> None:
         """The expert leaves (or is gone too long); the session goes on."""
         seat = self._seats[Role.EXPERT]

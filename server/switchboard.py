@@ -163,6 +163,9 @@ class Switchboard:
         if name not in self._desk.consoles_online():
             await self.router.sign_out(name)
             await self.tell_team()
+            for session in self._desk.for_technician(name):
+                if session.expert == name:
+                    session.expert_away()
 
     async def set_status(self, name: str, status: str) -> None:
         try:

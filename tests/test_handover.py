@@ -269,3 +269,58 @@ async def test_added_expert_sees_and_hears_the_customer_and_everyone_hears_them(
     during = _recorded_tones(directory, joined + 1.5, gone - 0.3)
     assert min(during.values()) > 0.2, during
     assert [e["kind"] for e in events].count("expert") == 1
+
+
+async def test_expert_from_a_queue_with_a_skill_who_vanishes_is_let_go(
+    node: RunningNode, http: aiohttp.ClientSession
+) -> None:
+    technician, tech_http = await _console(node, "tech-a")
+    unskilled, unskilled_http = await _console(node, "tech-u")
+    customer = ListeningCustomer(node.base, http, colour="red")
+    expert_http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    expert = Technician(node.base, expert_http)
+    try:
+        session = await customer.join(node.direct_link("tech-a"))
+        await technician.expect("session", session=session)
+        await technician.take(session, FIRST_HZ)
+        await customer.expect("session", state="live", timeout_s=15)
+
+        # Anyone serving "support" with the espresso skill: not tech-u, who lacks it.
+        await technician.send(
+            type="invite", session=session, skill="espresso", ref="inv"
+        )
+        await technician.expect("ok", ref="inv")
+        await expert.sign_in(
+            node.login_link("tech-x", "technician", skills={"espresso": 2})
+        )
+        await expert.join()
+        offered = await expert.expect("offered", session=session)
+        assert offered["expert_for"] == "tech-a"
+        assert unskilled.last("offered") is None
+        await expert.send(type="accept", entry=offered["entry"])
+        await expert.expect("session", session=session, expert="tech-x")
+
+        # The expert's console vanishes before connecting, and does not come back
+        # within the grace.
+        assert expert.ws is not None
+        technician.messages.clear()
+        await expert.ws.close()
+        summary = await technician.expect(
+            "session", session=session, expert="", timeout_s=10
+        )
+        assert summary["state"] == "live"
+        assert customer.last("ended") is None
+        await technician.send(type="end", session=session, reason="done")
+        await customer.expect("ended", session=session)
+    finally:
+        for client in (customer, technician, unskilled, expert):
+            await client.close()
+        for jar in (tech_http, unskilled_http, expert_http):
+            await jar.close()
+
+    events = _timeline(node, session)
+    invite = next(e for e in events if e["kind"] == "invite")
+    assert (invite["technician"], invite["queue"]) == ("tech-a", "support")
+    left = next(e for e in events if e["kind"] == "expert_left")
+    assert left == {**left, "expert": "tech-x"}
+    assert "did not return" in left["reason"]
