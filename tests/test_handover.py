@@ -285,6 +285,14 @@ async def test_expert_from_a_queue_with_a_skill_who_vanishes_is_let_go(
         await technician.take(session, FIRST_HZ)
         await customer.expect("session", state="live", timeout_s=15)
 
+        # tech-u, asked by name, says no: the invitation lapses, tech-a is told.
+        await technician.send(type="invite", session=session, technician="tech-u")
+        declined = await unskilled.expect("offered", session=session)
+        await unskilled.send(type="decline", entry=declined["entry"])
+        lapsed = await technician.expect("error", code="no_answer")
+        assert lapsed["reason"] == "tech-u did not answer the invitation."
+        unskilled.messages.clear()
+
         # Anyone serving "support" with the espresso skill: not tech-u, who lacks it.
         await technician.send(
             type="invite", session=session, skill="espresso", ref="inv"
@@ -319,8 +327,12 @@ async def test_expert_from_a_queue_with_a_skill_who_vanishes_is_let_go(
             await jar.close()
 
     events = _timeline(node, session)
-    invite = next(e for e in events if e["kind"] == "invite")
-    assert (invite["technician"], invite["queue"]) == ("tech-a", "support")
+    invites = [e for e in events if e["kind"] == "invite"]
+    assert [(e["to"], e["queue"]) for e in invites] == [
+        ("tech-u", "support"),
+        ("", "support"),
+    ]
+    assert [e["kind"] for e in events].count("invite_lapsed") == 1
     left = next(e for e in events if e["kind"] == "expert_left")
     assert left == {**left, "expert": "tech-x"}
     assert "did not return" in left["reason"]
