@@ -50,9 +50,10 @@ function sessionView(id, summary) {
     });
     el.querySelector(".invite").addEventListener("click", async () => {
       const technician = el.querySelector(".expert-technician").value;
+      const queue = el.querySelector(".expert-queue").value;
       const skill = el.querySelector(".expert-skill").value.trim();
       try {
-        await signal.request("invite", { session: id, technician, skill });
+        await signal.request("invite", { session: id, technician, queue, skill });
       } catch (error) {
         showError(errorEl, error);
       }
@@ -79,6 +80,7 @@ function sessionView(id, summary) {
     if (presence) {
       fillSelect(el.querySelector(".disposition"), presence.dispositions);
       fillSelect(el.querySelector(".transfer-queue"), presence.all_queues);
+      fillSelect(el.querySelector(".expert-queue"), presence.all_queues);
     }
     fillTeam(el);
     $("sessions").append(el);
@@ -212,6 +214,7 @@ function onPresence(message) {
   for (const entry of sessions.values()) {
     fillSelect(entry.el.querySelector(".disposition"), message.dispositions);
     fillSelect(entry.el.querySelector(".transfer-queue"), message.all_queues);
+    fillSelect(entry.el.querySelector(".expert-queue"), message.all_queues);
   }
 }
 
