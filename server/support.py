@@ -426,13 +426,14 @@ class SupportSession:
         label = f"{self.id}/{seat.role}-{track.kind}"
 
         def sink(frame: av.frame.Frame) -> None:
+            if track.kind == "video" and seat.role == Role.CUSTOMER:
+                assert isinstance(frame, av.VideoFrame)
+                self._feed.push(frame)
+                return
             if isinstance(frame, av.AudioFrame):
                 self._voices.push(str(seat.role), frame)
                 if self._mixer is not None:
                     self._mixer.push(str(seat.role), frame, self._media_clock())
-            elif seat.role == Role.CUSTOMER:
-                assert isinstance(frame, av.VideoFrame)
-                self._feed.push(frame)
             elif seat.role == Role.TECHNICIAN:
                 # The customer sees the technician's camera (not the expert's).
                 outlet = customer.outlets.get("video")
