@@ -157,13 +157,11 @@ class Signalling:
                 raise ProtocolError("Send 'join' first.", code="wrong_state")
             elif isinstance(message, Offer):
                 await self._offer(who, message)
+            elif isinstance(message, End) and self._is_expert(who, message.session):
+                await self._leave(who, self._session_of(who, message.session))
             elif isinstance(message, End):
                 session = self._session_of(who, message.session)
-                if _seat(who, session) == Role.EXPERT:
-                    who.sessions.pop(session.id, None)
-                    await self._switchboard.expert_leaves(who.name, session)
-                else:
-                    await session.end(f"ended by {who.role}: {message.reason}")
+                await session.end(f"ended by {who.role}: {message.reason}")
             elif who.role != Role.TECHNICIAN:
                 raise AuthError("Only technicians can do that.", code="forbidden")
             else:
@@ -208,9 +206,7 @@ class Signalling:
                 skill=message.skill,
             )
         elif isinstance(message, Leave):
-            session = self._session_of(who, message.session)
-            await board.expert_leaves(who.name, session)
-            who.sessions.pop(session.id, None)
+            await self._leave(who, self._session_of(who, message.session))
         elif isinstance(message, Disposition):
             await board.disposition(
                 who.name, message.session, message.code, message.notes
@@ -267,6 +263,15 @@ class Signalling:
             [str(q) for q in queues] if isinstance(queues, list) else [],
             skills if isinstance(skills, dict) else {},
         )
+
+    def _is_expert(self, who: _Participant, session_id: str) -> bool:
+        session = self._desk.sessions.get(session_id)
+        return session is not None and _seat(who, session) == Role.EXPERT
+
+    async def _leave(self, who: _Participant, session: SupportSession) -> None:
+        """The expert leaves; the session goes on without them."""
+        await self._switchboard.expert_leaves(who.name, session)
+        who.sessions.pop(session.id, None)
 
     def _session_of(self, who: _Participant, session_id: str) -> SupportSession:
         session = who.sessions.get(session_id)

@@ -665,7 +665,7 @@ class SupportDesk:
     async def console_joined(self, name: str, channel: Channel) -> None:
         self._consoles.setdefault(name, set()).add(channel)
         for session in self.for_technician(name):
-            await self.notify_console(session)
+            await _send_quietly(channel, encode(Type.SESSION, **session.summary()))
 
     def console_left(self, name: str, channel: Channel) -> None:
         channels = self._consoles.get(name)
@@ -673,11 +673,14 @@ class SupportDesk:
             channels.discard(channel)
             if not channels:
                 del self._consoles[name]
+                for session in self.for_technician(name):
+                    if session.expert == name:
+                        session.expert_away()
 
     async def notify_console(self, session: SupportSession) -> None:
-        text = encode(Type.SESSION, **session.summary())
-        for name in {session.technician, session.expert} - {""}:
-            await self.tell_technician(name, text)
+        await self.tell_technician(
+            session.technician, encode(Type.SESSION, **session.summary())
+        )
 
     async def tell_technician(self, name: str, text: str) -> None:
         """Send to every console the technician has open."""

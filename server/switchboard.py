@@ -87,7 +87,11 @@ class Switchboard:
 
     async def refresh_figures(self) -> None:
         self.figures = {q: await self.router.figures(q) for q in self.router.queues}
-        self.technicians = await self.router.technicians()
+        technicians = await self.router.technicians()
+        if _team(technicians) != _team(self.technicians):
+            # Someone signed in or out, or changed status (on any node).
+            await self.tell_team(technicians)
+        self.technicians = technicians
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -162,10 +166,6 @@ class Switchboard:
     async def console_left(self, name: str) -> None:
         if name not in self._desk.consoles_online():
             await self.router.sign_out(name)
-            await self.tell_team()
-            for session in self._desk.for_technician(name):
-                if session.expert == name:
-                    session.expert_away()
 
     async def set_status(self, name: str, status: str) -> None:
         try:
@@ -325,13 +325,11 @@ class Switchboard:
             ),
         )
 
-    async def tell_team(self) -> None:
+    async def tell_team(self, technicians: list[Presence] | None = None) -> None:
         """Every console learns who is signed in and free to take a transfer."""
-        team = [
-            {"name": p.name, "status": str(p.status), "queues": p.queues}
-            for p in await self.router.technicians()
-        ]
-        text = encode(Type.TEAM, technicians=team)
+        if technicians is None:
+            technicians = await self.router.technicians()
+        text = encode(Type.TEAM, technicians=_team(technicians))
         for name in self._desk.consoles_online():
             await self._desk.tell_technician(name, text)
 
@@ -422,7 +420,10 @@ class Switchboard:
             )
             await self._release_expert(name)
             return
-        await self._desk.notify_console(session)
+        # The technician heard of it from the session; the expert's console connects.
+        await self._desk.tell_technician(
+            name, encode(Type.SESSION, **session.summary())
+        )
 
     async def _lapsed(self, entry: Entry) -> None:
         session = self._desk.sessions.get(entry.session)
@@ -456,3 +457,10 @@ class Switchboard:
         if session.technician and session.was_live:
             with contextlib.suppress(NotFound):
                 await self.router.finish(session.technician, session.queue)
+
+
+def _team(technicians: list[Presence]) -> list[dict[str, Any]]:
+    return [
+        {"name": p.name, "status": str(p.status), "queues": p.queues}
+        for p in technicians
+    ]

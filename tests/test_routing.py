@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from server.errors import NotFound, ProtocolError
-from server.routing import Entry, QueueSettings, Router, RoutingEvent, Status
+from server.routing import QueueSettings, Router, RoutingEvent, Status
 from server.store import MemoryStore
 
 
@@ -276,7 +276,8 @@ def lapses(router: Router) -> list[str]:
     return seen
 
 
-async def _answered(router: Router, name: str, customer: str, session: str) -> Entry:
+async def _answered(router: Router, name: str, customer: str, session: str) -> Any:
+    """The customer, enqueued and accepted by `name` (an Entry)."""
     entry = await router.enqueue("coffee", customer=customer, session=session)
     offered = await router.entry(entry.id)
     assert offered.offered_to == name
