@@ -155,10 +155,10 @@ class Signalling:
                 await self._join(request, who, message)
             elif who.role is None:
                 raise ProtocolError("Send 'join' first.", code="wrong_state")
-            elif isinstance(message, Offer):
-                await self._offer(who, message)
             elif isinstance(message, End) and self._is_expert(who, message.session):
                 await self._leave(who, self._session_of(who, message.session))
+            elif isinstance(message, Offer):
+                await self._offer(who, message)
             elif isinstance(message, End):
                 session = self._session_of(who, message.session)
                 await session.end(f"ended by {who.role}: {message.reason}")
