@@ -95,6 +95,8 @@ class Config:
     """An on-air camera that stops sending is held this long, then slated, seconds."""
     demo_link_ttl_s: int = 7 * 24 * 3600
     """How long a demo room's viewer link stays valid, seconds."""
+    room_queue: str = ""
+    """Support queue a demo's "Talk to an expert" leads to ("": the first queue)."""
     max_chat_chars: int = 500
     """Longest chat message or question, characters."""
     chat_per_minute: int = 20
@@ -130,6 +132,9 @@ class Config:
     """After a session, time before a technician is offered again, seconds."""
     queue_grace_s: float = 120.0
     """A waiting customer who closes the page keeps their place this long, seconds."""
+    invite_wait_s: float = 60.0
+    """A named transfer or an expert invitation waits this long for an answer,
+    seconds."""
     dispositions: list[str] = field(
         default_factory=lambda: ["resolved", "follow-up", "escalated", "no-fault-found"]
     )

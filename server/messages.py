@@ -36,7 +36,9 @@ __all__ = [
     "Enter",
     "Expert",
     "Freeze",
+    "Invite",
     "Join",
+    "Leave",
     "Moderate",
     "Offer",
     "Pause",
@@ -76,6 +78,8 @@ class Type(enum.StrEnum):
     AUTO_ANSWER = "auto_answer"
     TRANSFER = "transfer"
     DISPOSITION = "disposition"
+    INVITE = "invite"
+    LEAVE = "leave"
     # client -> server, demo rooms
     ENTER = "enter"
     STUDIO = "studio"
@@ -120,6 +124,8 @@ class Type(enum.StrEnum):
     """A customer offered to this technician."""
     WITHDRAWN = "withdrawn"
     """An offer ended unanswered."""
+    TEAM = "team"
+    """The technicians signed in and their status (to transfer to or invite)."""
     ROOM = "room"
     """A demo room's summary (what this participant may see of it)."""
     CHAT_LINE = "chat_line"
@@ -202,11 +208,33 @@ class AutoAnswer(ClientMessage):
 
 @dataclass(frozen=True)
 class Transfer(ClientMessage):
-    """Hand the customer of `session` to another queue, without them rejoining."""
+    """Hand the customer of `session` to another queue or to a named technician,
+    without them rejoining."""
 
     type: ClassVar[Type] = Type.TRANSFER
     session: str
-    queue: str
+    queue: str = ""
+    technician: str = ""
+
+
+@dataclass(frozen=True)
+class Invite(ClientMessage):
+    """Ask an expert into a live session: a named technician, or anyone serving
+    `queue` (the session's by default) who has `skill`."""
+
+    type: ClassVar[Type] = Type.INVITE
+    session: str
+    technician: str = ""
+    queue: str = ""
+    skill: str = ""
+
+
+@dataclass(frozen=True)
+class Leave(ClientMessage):
+    """The expert leaves a session; it goes on without them."""
+
+    type: ClassVar[Type] = Type.LEAVE
+    session: str
 
 
 @dataclass(frozen=True)
@@ -238,6 +266,8 @@ class Studio(ClientMessage):
     type: ClassVar[Type] = Type.STUDIO
     room: str = ""
     title: str = ""
+    queue: str = ""
+    """A new room's support queue ("Talk to an expert"); the configured default."""
 
 
 @dataclass(frozen=True)
@@ -493,6 +523,8 @@ _CLIENT_TYPES: dict[str, type[ClientMessage]] = {
         AutoAnswer,
         Transfer,
         Disposition,
+        Invite,
+        Leave,
     )
 } | {str(cls.type): cls for cls in ROOM_MESSAGES + TOOL_MESSAGES}
 _LIMITS = {
@@ -506,6 +538,8 @@ _LIMITS = {
     "queue": 64,
     "code": 64,
     "notes": 4000,
+    "technician": 40,
+    "skill": 40,
     "room": 64,
     "title": 80,
     "purpose": 16,

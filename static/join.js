@@ -55,6 +55,13 @@ function showQueue(message) {
   const minutes = message.estimated_wait_s === null
     ? null : Math.max(1, Math.round(message.estimated_wait_s / 60));
   place.dataset.position = String(message.position);
+  place.dataset.technician = message.technician || "";
+  if (message.technician) {
+    // Handed on to a named technician: no line to wait in, just their answer.
+    place.textContent = `You're being connected to ${message.technician}.`;
+    $("queue-wait").textContent = "Please stay on this page.";
+    return;
+  }
   place.textContent = message.position === 1
     ? "You're next in line." : `You're number ${message.position} in line.`;
   $("queue-wait").textContent = minutes === null
@@ -123,7 +130,10 @@ const signal = new Signal({
   onMessage: (message) => {
     if (tools.receive(message)) return;
     if (message.type === "session") {
-      const words = SESSION_WORDS[message.state];
+      let words = SESSION_WORDS[message.state];
+      if (message.state === "live" && message.expert) {
+        words = `Live: the technician and an expert, ${message.expert}, can see and hear you.`;
+      }
       if (words) showState(stateEl, message.state, words);
       const queued = message.state === "queued";
       $("queue").hidden = !queued;
