@@ -107,7 +107,7 @@ class Config:
     """Chat lines a room keeps to show whoever enters."""
     max_questions: int = 300
     """Questions one room keeps."""
-    recording_fragment_s: float = 1.0
+    recording_fragment_s: float = 0.5
     """Fragment length of recordings; a crash loses at most about this, seconds."""
     record: bool = True
     """Record support sessions."""
