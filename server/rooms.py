@@ -1017,7 +1017,6 @@ class RoomDirectory:
                     "The built-in demo runs as long as the server.", code="wrong_state"
                 )
             await room.end(f"{message.reason} ({member.name})")
-            return
         else:
             raise ProtocolError(f"'{message.type}' is not a room message.")
         await member.channel.send(encode(Type.OK, ref=ref))

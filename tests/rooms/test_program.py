@@ -15,24 +15,13 @@ import pytest
 from server.media import Feed, Layout, Program, Shot, Zoom
 from server.media.program import BACK_SOON
 from tests.peers import wait_for
-from tests.synthetic import MARKERS, marker_colour
+from tests.synthetic import MARKERS, marker_colour, region_colour
 
 
 def _solid(colour: str, size: tuple[int, int] = (640, 480)) -> av.VideoFrame:
     image = np.empty((size[1], size[0], 3), np.uint8)
     image[:] = MARKERS[colour]
     return av.VideoFrame.from_ndarray(image, format="rgb24")
-
-
-def _region(frame: av.VideoFrame, x0: float, y0: float, x1: float, y1: float) -> str:
-    """The marker colour of a region given in fractions of the frame."""
-    image = frame.to_ndarray(format="rgb24")
-    h, w = image.shape[:2]
-    patch = image[int(y0 * h) : int(y1 * h), int(x0 * w) : int(x1 * w)]
-    crop = av.VideoFrame.from_ndarray(
-        np.ascontiguousarray(patch, np.uint8), format="rgb24"
-    )
-    return marker_colour(crop)
 
 
 class Decoded:
@@ -91,15 +80,15 @@ async def test_picture_in_picture_and_side_by_side_regions(program: Program) -> 
         program.set_shot(Shot(Layout.PIP, "red", "blue"))
         await wait_for(lambda: len(decoded.frames) >= 5, 5, "pip frames")
         pip = decoded.frames[-1]
-        assert _region(pip, 0.05, 0.05, 0.5, 0.5) == "red"
-        assert _region(pip, 0.72, 0.72, 0.95, 0.93) == "blue"
+        assert region_colour(pip, 0.05, 0.05, 0.5, 0.5) == "red"
+        assert region_colour(pip, 0.72, 0.72, 0.95, 0.93) == "blue"
 
         count = len(decoded.frames)
         program.set_shot(Shot(Layout.SIDE, "red", "blue"))
         await wait_for(lambda: len(decoded.frames) >= count + 3, 5, "side frames")
         side = decoded.frames[-1]
-        assert _region(side, 0.1, 0.4, 0.4, 0.6) == "red"
-        assert _region(side, 0.6, 0.4, 0.9, 0.6) == "blue"
+        assert region_colour(side, 0.1, 0.4, 0.4, 0.6) == "red"
+        assert region_colour(side, 0.6, 0.4, 0.9, 0.6) == "blue"
     finally:
         pump.cancel()
 
@@ -118,7 +107,7 @@ async def test_away_camera_is_held_then_slated_then_back(program: Program) -> No
     await wait_for(lambda: ticks[-1] == ("red",), 5, "back on air")
 
 
-async def test_zoom_crops_the_chosen_region(program: Program) -> None:
+async def test_zoom_crops_the_chosenregion_colour(program: Program) -> None:
     image = np.empty((480, 640, 3), np.uint8)
     image[:, :320] = MARKERS["red"]
     image[:, 320:] = MARKERS["yellow"]
