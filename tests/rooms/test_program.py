@@ -107,7 +107,7 @@ async def test_away_camera_is_held_then_slated_then_back(program: Program) -> No
     await wait_for(lambda: ticks[-1] == ("red",), 5, "back on air")
 
 
-async def test_zoom_crops_the_chosenregion_colour(program: Program) -> None:
+async def test_zoom_crops_the_chosen_region(program: Program) -> None:
     image = np.empty((480, 640, 3), np.uint8)
     image[:, :320] = MARKERS["red"]
     image[:, 320:] = MARKERS["yellow"]
