@@ -228,6 +228,8 @@ class Room:
             title=title,
             clock=self.clock,
         )
+        self.program.on_tick = self._tick
+        self._live: frozenset[str] = frozenset()
         self.voice = VoiceFeed(f"{room_id}/voice")
         self._multiview_feed = Feed(
             f"{room_id}/multiview",
@@ -525,6 +527,15 @@ class Room:
                 camera.peer = None
                 camera.source = None
                 self._changed()
+
+    def _tick(self, shot: Shot, showing: tuple[str, ...]) -> None:
+        """After each program frame: tell staff when a camera comes or goes away."""
+        live = frozenset(c for c in self.cameras if self.program.live(c))
+        if live != self._live:
+            for camera in live ^ self._live:
+                self.event("camera", camera=camera, live=camera in live)
+            self._live = live
+            self._changed()
 
     def _tiles(self) -> list[Tile]:
         showing = self.program.showing()

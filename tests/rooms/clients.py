@@ -19,11 +19,28 @@ import av
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
-from server.media import rtc_configuration
+from server.media import Feed, rtc_configuration
 from tests.peers import Socket, wait_for
 from tests.synthetic import marker_colour
 
-__all__ = ["Picture", "Presenter", "RoomClient", "Viewer"]
+__all__ = ["Decoded", "Picture", "Presenter", "RoomClient", "Viewer"]
+
+
+class Decoded:
+    """Decodes the feed's packets like a viewer would."""
+
+    def __init__(self, feed: Feed) -> None:
+        self.codec = av.CodecContext.create("h264", "r")
+        self.frames: list[av.VideoFrame] = []
+        self.colours: list[str] = []
+        feed.add_listener(self._packet)
+
+    def _packet(self, packet: av.Packet[Any]) -> None:
+        if not self.frames and not packet.is_keyframe:
+            return  # joined mid-stream: start at the keyframe a listener gets
+        for frame in self.codec.decode(av.Packet(bytes(packet))):
+            self.frames.append(frame)
+            self.colours.append(marker_colour(frame))
 
 
 @dataclass

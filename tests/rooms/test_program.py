@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
 import av
 import numpy as np
@@ -15,6 +14,7 @@ import pytest
 from server.media import Feed, Layout, Program, Shot, Zoom
 from server.media.program import BACK_SOON
 from tests.peers import wait_for
+from tests.rooms.clients import Decoded
 from tests.synthetic import MARKERS, marker_colour, region_colour
 
 
@@ -22,19 +22,6 @@ def _solid(colour: str, size: tuple[int, int] = (640, 480)) -> av.VideoFrame:
     image = np.empty((size[1], size[0], 3), np.uint8)
     image[:] = MARKERS[colour]
     return av.VideoFrame.from_ndarray(image, format="rgb24")
-
-
-class Decoded:
-    """Decodes the feed's packets like a viewer would."""
-
-    def __init__(self, feed: Feed) -> None:
-        self.codec = av.CodecContext.create("h264", "r")
-        self.frames: list[av.VideoFrame] = []
-        feed.add_listener(self._packet)
-
-    def _packet(self, packet: av.Packet[Any]) -> None:
-        for frame in self.codec.decode(av.Packet(bytes(packet))):
-            self.frames.append(frame)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ decoded, after the server composed and encoded it once for everyone.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from recorder import VIDEO_NAME, read_meta, read_timeline
 from server.rooms import Room
 from tests.conftest import RunningNode, node_config, start_node
 from tests.peers import wait_for
-from tests.rooms.clients import Picture, Presenter, RoomClient, Viewer
+from tests.rooms.clients import Decoded, Picture, Presenter, RoomClient, Viewer
 from tests.synthetic import ColourCamera, ToneTrack, marker_colour, region_colour
 
 
@@ -99,17 +99,28 @@ async def test_viewer_sees_the_program_and_a_switch_without_renegotiation(
             summary = await presenter.summary(viewers=1)
             assert [c["name"] for c in summary["cameras"]] == ["Wide", "Close-up"]
             answers = len([m for m in viewer.messages if m["type"] == "answer"])
+            stream = Decoded(studio.room.feed)
 
             for colour in ("green", "red", "green"):
                 camera = studio.green if colour == "green" else studio.red
                 switched_at = picture.frames
                 await presenter.direct("single", camera)
-                await _frames(picture, 8)
+                # In the encoded stream, only frames already being composed or
+                # encoded when the command was handled may show the old camera.
+                replied_at = len(stream.colours)
+                await wait_for(
+                    lambda n=replied_at: len(stream.colours) >= n + 6, 10, "encodes"
+                )
+                sent = stream.colours[replied_at:]
+                first = sent.index(colour)
+                assert first <= 3 and set(sent[first:]) == {colour}, sent
+                # The viewer goes over once and for all: old frames, then new.
+                await wait_for(
+                    lambda c=colour: picture.colours[-1:] == [c], 10, "the viewer"
+                )
+                await _frames(picture, 5)
                 after = picture.colours_since(switched_at)
-                # Frames already on the wire may show the old camera; then only
-                # the new one, within 3 frames of the command's reply.
                 first = after.index(colour)
-                assert first <= 3, after
                 assert set(after[first:]) == {colour}, after
 
             assert pc.signalingState == "stable"
@@ -151,7 +162,7 @@ async def test_program_is_encoded_once_for_every_viewer(
             # once (a frame composed while the encoder was busy may be skipped).
             encodes = feed.frames_encoded - encoded
             composes = studio.room.program.frames_out - composed
-            assert encodes <= composes
+            assert encodes <= composes + 1  # +1: one composed just before
             assert encodes < 2 * 30, (encodes, received)
             assert feed.receivers == 3
             # The voice: one Opus packet per 20 ms for everyone, not per viewer.
@@ -202,35 +213,43 @@ async def test_layouts_zoom_and_slates(
             await viewer.enter(studio.room.viewer_url)
             await viewer.watch()
             picture = viewer.pictures["watch"]
-            await _frames(picture, 3, 15)
-            assert picture.last is not None and _is_slate(picture.last)
+            await _shows(picture, _is_slate, "the slate", 15)
             assert (await viewer.summary())["on_air"] is False
 
             await presenter.direct("pip", red, green)
-            await _frames(picture, 6)
-            assert picture.last is not None
-            assert region_colour(picture.last, 0.05, 0.05, 0.45, 0.45) == "red"
-            assert region_colour(picture.last, 0.72, 0.72, 0.95, 0.93) == "green"
-
+            await _shows(
+                picture,
+                lambda f: (
+                    region_colour(f, 0.05, 0.05, 0.45, 0.45) == "red"
+                    and region_colour(f, 0.72, 0.72, 0.95, 0.93) == "green"
+                ),
+                "red with a green inset",
+            )
             await presenter.direct("side", green, red)
-            await _frames(picture, 6)
-            assert region_colour(picture.last, 0.05, 0.4, 0.2, 0.6) == "green"
-            assert region_colour(picture.last, 0.55, 0.4, 0.7, 0.6) == "red"
+            await _shows(
+                picture,
+                lambda f: (
+                    region_colour(f, 0.05, 0.4, 0.2, 0.6) == "green"
+                    and region_colour(f, 0.55, 0.4, 0.7, 0.6) == "red"
+                ),
+                "green beside red",
+            )
 
             # Camera 'red' is red on the left, yellow on the right: zoom into each.
             await presenter.direct("single", red)
             await presenter.call("zoom", camera=red, factor=300, x=90, y=50)
-            await _frames(picture, 6)
-            assert marker_colour(picture.last) == "yellow"
+            await _shows(picture, lambda f: marker_colour(f) == "yellow", "yellow")
             await presenter.call("zoom", camera=red, factor=300, x=10, y=50)
-            await _frames(picture, 6)
-            assert set(picture.colours[-3:]) == {"red"}
+            await _shows(
+                picture,
+                lambda f: region_colour(f, 0.5, 0.2, 1.0, 0.8) == "red",
+                "red across the frame",
+            )
             summary = await presenter.summary()
             assert summary["zooms"][red]["factor"] == 300
 
             await presenter.direct("slate", slate="Back after the break")
-            await _frames(picture, 6)
-            assert _is_slate(picture.last)
+            await _shows(picture, _is_slate, "the slate")
             assert (await viewer.summary(on_air=False))["viewers"] == 1
 
             # A shot naming a camera the room does not have is refused in words.
@@ -239,6 +258,18 @@ async def test_layouts_zoom_and_slates(
         finally:
             await viewer.close()
             await presenter.close()
+
+
+async def _shows(
+    picture: Picture,
+    check: Callable[[av.VideoFrame], bool],
+    what: str,
+    timeout_s: float = 10.0,
+) -> None:
+    """Wait until the newest decoded frame passes `check`."""
+    await wait_for(
+        lambda: picture.last is not None and check(picture.last), timeout_s, what
+    )
 
 
 def _is_slate(frame: av.VideoFrame) -> bool:
@@ -262,11 +293,7 @@ async def test_on_air_camera_leaving_is_held_then_slated_then_back(
             picture = viewer.pictures["watch"]
             await _frames(picture, 5, 15)
             await presenter.peers.pop("green").close()
-            await wait_for(
-                lambda: picture.last is not None and _is_slate(picture.last),
-                10,
-                "slate",
-            )
+            await _shows(picture, _is_slate, "the slate")
             assert not any(m["type"] == "error" for m in viewer.messages)
             # The camera comes back (same name): on air again, no one re-directs.
             await presenter.publish(ColourCamera("green"), "green", "Close-up")
