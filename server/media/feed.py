@@ -195,7 +195,9 @@ class Feed:
                 self._wake.clear()
                 frame, self._pending = self._pending, None
                 at, self._pending_at = self._pending_at, None
-                if frame is None:
+                if frame is None or not (self._tracks or self._listeners):
+                    # Nobody receives (a demo room with no viewers): encode nothing;
+                    # the first subscriber asks for a keyframe anyway.
                     continue
                 now = self._clock()
                 shown = now if at is None else min(at, now)

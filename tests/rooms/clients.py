@@ -149,7 +149,9 @@ class RoomClient(Socket):
                     if not isinstance(frame, av.VideoFrame):
                         self.audio_frames += 1
                         continue
-                    picture.colours.append(marker_colour(frame))
+                    # A small copy is enough for the marker, and cheap.
+                    small = frame.reformat(width=160, height=120)
+                    picture.colours.append(marker_colour(small))
                     picture.times.append(time.monotonic())
                     picture.last = frame
 
