@@ -217,8 +217,8 @@ async def main(switches: int, viewer_count: int, naive_switches: int) -> None:
             seconds, count = _arrival(seen, at, switched_to)
             once_ms.append(seconds * 1000)
             once_frames.append(count)
-        latest = once_ms[-len(commands) :]
-        print("one viewer, ms per switch:", *(f"{ms:.0f}" for ms in latest), file=sys.stderr)
+        latest = [f"{ms:.0f}" for ms in once_ms[-len(commands) :]]
+        print("one viewer, ms per switch:", *latest, file=sys.stderr)
 
     print(
         f"\nSwitch latency, program 640x480@{FPS}, {switches} switches x "
