@@ -245,8 +245,12 @@ async def test_layouts_zoom_and_slates(
                 lambda f: region_colour(f, 0.5, 0.2, 1.0, 0.8) == "red",
                 "red across the frame",
             )
-            summary = await presenter.summary()
-            assert summary["zooms"][red]["factor"] == 300
+            await wait_for(
+                lambda: red in (presenter.last("room") or {}).get("zooms", {}),
+                5,
+                "the zoom in the studio's summary",
+            )
+            assert (await presenter.summary())["zooms"][red]["factor"] == 300
 
             await presenter.direct("slate", slate="Back after the break")
             await _shows(picture, _is_slate, "the slate")
