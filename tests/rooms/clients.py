@@ -33,6 +33,8 @@ class Decoded:
         self.codec = av.CodecContext.create("h264", "r")
         self.frames: list[av.VideoFrame] = []
         self.colours: list[str] = []
+        self.times: list[float] = []
+        """When each frame's packets left the feed (monotonic seconds)."""
         feed.add_listener(self._packet)
 
     def _packet(self, packet: av.Packet[Any]) -> None:
@@ -41,6 +43,7 @@ class Decoded:
         for frame in self.codec.decode(av.Packet(bytes(packet))):
             self.frames.append(frame)
             self.colours.append(marker_colour(frame))
+            self.times.append(time.monotonic())
 
 
 @dataclass
