@@ -396,6 +396,7 @@ class Room:
         outbound: list[MediaStreamTrack] = []
         on_track: Callable[[MediaStreamTrack], None] = _ignore
         label = f"{self.id}/{member.id}"
+        known = set(self.cameras)
         if msg.purpose == "watch":
             key = "watch"
             outbound = [
@@ -434,6 +435,12 @@ class Room:
             for track in outbound:
                 track.stop()
             await self._drop_peer(member, key)
+            if key.startswith("camera:") and key[7:] not in known:
+                # A camera whose first offer failed was never there.
+                ghost = self.cameras.pop(key[7:], None)
+                if ghost is not None and ghost.number == self._numbers:
+                    self._numbers -= 1
+                self._changed()
             raise
         if key.startswith("camera:"):
             self.cameras[key[7:]].peer = peer

@@ -556,3 +556,41 @@ def _nearest_look(room: Room, picture: Picture) -> str:
         drawn = camera.synthetic.draw(0.0).to_ndarray(format="bgr24")[..., ::-1]
         best[camera.id] = float(np.abs(got - drawn.astype(np.int16)).mean())
     return min(best, key=lambda c: best[c])
+
+
+async def test_studio_is_for_presenters_and_bad_offers_are_refused_in_words(
+    node: RunningNode, http: aiohttp.ClientSession
+) -> None:
+    presenter = await _presenter(node, http, "Refusals")
+    async with _session() as tech_http:
+        technician = Presenter(node.base, tech_http)
+        try:
+            await technician.sign_in(node.login_link("tess", "technician"))
+            async with tech_http.get(f"{node.base}/studio") as resp:
+                assert resp.status == 403
+            await technician.connect_ws()
+            refused = await technician.request("studio", title="Mine")
+            assert refused["code"] == "forbidden"
+            unknown = await technician.request("studio", room="nope")
+            assert unknown["code"] == "forbidden"
+            assert len(node.node.rooms.rooms) == 1
+
+            peers = await node.metric("peer_connections")
+            for sdp, code in (("hello", "bad_sdp"), ("v=0\r\n", "bad_sdp")):
+                error = await presenter.request(
+                    "room_offer", purpose="camera", camera="x", sdp=sdp
+                )
+                assert error["code"] == code, error
+            assert await node.metric("peer_connections") == peers
+            assert node.node.rooms.get(presenter.room).cameras == {}
+            bad = await presenter.request(
+                "room_offer", purpose="camera", camera="a b", sdp="v=0\r\n"
+            )
+            assert bad["code"] == "bad_message"
+            wrong = await presenter.request("room_offer", purpose="stage", sdp="v=0")
+            assert wrong["code"] == "bad_message"
+            # The room goes on.
+            assert (await presenter.call("chat", text="still here"))["type"] == "ok"
+        finally:
+            await technician.close()
+            await presenter.close()
