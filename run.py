@@ -188,6 +188,7 @@ def main(argv: list[str]) -> int:
 
     from server.accesslog import RedactingAccessLogger
     from server.app import NODE, create_app
+    from server.rooms import DEMO_ROOM
     from server.tls import server_context
 
     config = _apply(Config.from_env(), _parser().parse_args(argv))
@@ -198,6 +199,11 @@ def main(argv: list[str]) -> int:
 
     print(f"Tapline serving on {config.origin}", flush=True)
     print(f"Technician console sign-in (one use): {node.login_url('technician')}")
+    if config.demo:
+        print(f"Demo room, viewer link: {node.rooms.viewer_url(DEMO_ROOM)}")
+        print(
+            f"Demo room, studio sign-in (one use): {node.rooms.studio_url(DEMO_ROOM)}"
+        )
     if node.admin_key_created:
         print(
             f"Admin API key (shown once, kept in {config.data_dir}/admin.key): "

@@ -125,6 +125,7 @@ class Feed:
         self._tracks: set[PacketTrack] = set()
         self._listeners: list[PacketListener] = []
         self._pending: av.VideoFrame | None = None
+        self._pending_at: float | None = None
         self._wake = asyncio.Event()
         self._codec: av.VideoCodecContext | None = None
         self._last_pts = -1
@@ -175,12 +176,17 @@ class Feed:
 
     # frames in
 
-    def push(self, frame: av.VideoFrame) -> None:
-        """Offer a decoded frame; if the encoder is busy the older pending one goes."""
+    def push(self, frame: av.VideoFrame, at: float | None = None) -> None:
+        """Offer a decoded frame; if the encoder is busy the older pending one goes.
+
+        `at` (on the feed's clock) is the moment the frame shows, e.g. when a
+        compositor sampled its cameras; by default, when the encoder takes it.
+        """
         if self._closed:
             return
         self.frames_in += 1
         self._pending = frame
+        self._pending_at = at
         self._wake.set()
 
     async def _run(self) -> None:
@@ -190,10 +196,14 @@ class Feed:
                 await self._wake.wait()
                 self._wake.clear()
                 frame, self._pending = self._pending, None
-                if frame is None:
+                at, self._pending_at = self._pending_at, None
+                if frame is None or not (self._tracks or self._listeners):
+                    # Nobody receives (a demo room with no viewers): encode nothing;
+                    # the first subscriber asks for a keyframe anyway.
                     continue
                 now = self._clock()
-                pts = max(int(now / VIDEO_TIME_BASE), self._last_pts + 1)
+                shown = now if at is None else min(at, now)
+                pts = max(int(shown / VIDEO_TIME_BASE), self._last_pts + 1)
                 self._last_pts = pts
                 force = self._keyframe_due is not None and now >= self._keyframe_due
                 if force:

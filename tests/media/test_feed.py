@@ -83,6 +83,21 @@ async def test_one_encode_serves_every_receiver() -> None:
         await feed.close()
 
 
+async def test_a_feed_nobody_receives_encodes_nothing_until_someone_comes() -> None:
+    feed = Feed("idle")
+    try:
+        for _ in range(3):
+            feed.push(_frame())
+            await wait_for(lambda: feed._pending is None, 5, "the feed takes it")
+        assert feed.frames_in == 3 and feed.frames_encoded == 0
+        track = feed.subscribe("late")
+        feed.push(_frame())
+        assert (await _encoded(feed, track)).is_keyframe
+        assert feed.frames_encoded == 1
+    finally:
+        await feed.close()
+
+
 async def test_stalled_receiver_skips_to_a_keyframe_alone() -> None:
     feed = Feed("test", keyframe_min_gap_s=0.0)
     reader = feed.subscribe("reader")
