@@ -161,15 +161,19 @@ class Feed:
 
     def add_listener(self, listener: PacketListener) -> None:
         self._listeners.append(listener)
-        self.request_keyframe("listener added")
+        # A recorder starts at its first keyframe: do not make it wait out the
+        # PLI coalescing gap (a listener is added once, not in storms).
+        self.request_keyframe("listener added", at_once=True)
 
     def remove_listener(self, listener: PacketListener) -> None:
         with contextlib.suppress(ValueError):
             self._listeners.remove(listener)
 
-    def request_keyframe(self, why: str) -> None:
-        """Force a keyframe soon: now, or `keyframe_min_gap_s` after the last one."""
-        due = max(self._clock(), self._last_forced + self._min_gap)
+    def request_keyframe(self, why: str, *, at_once: bool = False) -> None:
+        """Force a keyframe soon: now, or `keyframe_min_gap_s` after the last one
+        (`at_once` skips that gap)."""
+        now = self._clock()
+        due = now if at_once else max(now, self._last_forced + self._min_gap)
         if self._keyframe_due is None or due < self._keyframe_due:
             self._keyframe_due = due
         logger.debug("feed %s: keyframe requested (%s)", self.label, why)
