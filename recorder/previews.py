@@ -5,12 +5,14 @@ recording costs one seek and one decoded frame per picture:
 
     <id>/thumb.jpg     one frame early in the recording, ``THUMB_WIDTH`` wide
     <id>/strip.jpg     ``count`` frames side by side, ``STRIP_WIDTH`` wide each
+    <id>/strip.json    the strip's frame times and tile size
 
 Blocking: call from a worker thread, never from the event loop.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -27,15 +29,18 @@ from .layout import VIDEO_NAME
 
 __all__ = [
     "STRIP_NAME",
+    "STRIP_TIMES_NAME",
     "THUMB_NAME",
     "Previews",
     "make_previews",
+    "read_previews",
 ]
 
 logger = logging.getLogger(__name__)
 
 THUMB_NAME = "thumb.jpg"
 STRIP_NAME = "strip.jpg"
+STRIP_TIMES_NAME = "strip.json"
 THUMB_WIDTH = 320
 STRIP_WIDTH = 160
 DEFAULT_STRIP_COUNT = 12
@@ -80,10 +85,27 @@ def make_previews(directory: Path, count: int = DEFAULT_STRIP_COUNT) -> Previews
             tiles.append(_scaled(frame, STRIP_WIDTH))
             times.append(round(t, 3))
 
-    height = tiles[0].shape[0]
+    previews = Previews(True, times, STRIP_WIDTH, tiles[0].shape[0])
     _write_jpeg(directory / STRIP_NAME, np.hstack(tiles))
+    description = {
+        "times": times,
+        "tile_width": previews.tile_width,
+        "tile_height": previews.tile_height,
+    }
+    (directory / STRIP_TIMES_NAME).write_text(json.dumps(description))
     logger.debug("%s: previews made (%d tiles)", directory.name, len(tiles))
-    return Previews(True, times, STRIP_WIDTH, height)
+    return previews
+
+
+def read_previews(directory: Path) -> Previews | None:
+    """The previews made earlier for ``directory``, or None."""
+    try:
+        description = json.loads((directory / STRIP_TIMES_NAME).read_text())
+        times = [float(t) for t in description["times"]]
+        width, height = int(description["tile_width"]), int(description["tile_height"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return Previews((directory / THUMB_NAME).exists(), times, width, height)
 
 
 def _duration_s(container: InputContainer, stream: VideoStream) -> float:

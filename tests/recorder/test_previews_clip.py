@@ -10,7 +10,7 @@ import pytest
 
 from recorder import VIDEO_NAME, Recording
 from recorder.clip import export_clip
-from recorder.previews import STRIP_NAME, THUMB_NAME, make_previews
+from recorder.previews import STRIP_NAME, THUMB_NAME, make_previews, read_previews
 from tests.recorder.synth_media import (
     audio_frames,
     close_to,
@@ -37,6 +37,7 @@ def test_previews_are_keyframes_spread_over_the_recording(tmp_path: Path) -> Non
     previews = make_previews(directory, count=4)
 
     assert previews.thumb
+    assert read_previews(directory) == previews
     thumb = cv2.imread(str(directory / THUMB_NAME))
     assert thumb is not None and thumb.shape[1] == 320
     strip = cv2.imread(str(directory / STRIP_NAME))
