@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -13,6 +14,8 @@ from recorder import finalize_crashed
 from server.api import Api, error_middleware, qr_svg
 from server.config import Config
 from server.keys import load_or_create
+from server.library import DB_NAME, Library
+from server.library_http import LibraryHttp
 from server.links import Kind, LinkSigner
 from server.media import Peer, announce_host_addresses
 from server.metrics import Metrics
@@ -43,6 +46,7 @@ class Node:
     admin_key: str
     admin_key_created: bool
     rooms: RoomDirectory
+    library: Library
 
     def login_url(self, name: str, role: str = "technician") -> str:
         token, _ = self.signer.sign(
@@ -63,6 +67,13 @@ def build_node(config: Config) -> Node:
     desk = SupportDesk(config)
     switchboard = Switchboard(config, store, desk)
     rooms = RoomDirectory(config, signer, qr_svg)
+    library = Library(
+        config.recordings_dir,
+        config.data_dir / DB_NAME,
+        secret,
+        retention_days=config.retention_days,
+    )
+    desk.closed_listeners.append(lambda session: library.index_soon(session.id))
     signalling = Signalling(config, signer, desk, switchboard, STAFF_COOKIE, rooms)
     metrics = Metrics()
     metrics.gauge(
@@ -97,6 +108,7 @@ def build_node(config: Config) -> Node:
         admin_key,
         created,
         rooms,
+        library,
     )
 
 
@@ -169,6 +181,8 @@ def create_app(config: Config) -> web.Application:
         config, node.signer, node.desk, node.switchboard, node.metrics, node.admin_key
     )
     app.add_routes(api.routes())
+    library = LibraryHttp(config, node.signer, node.library, node.admin_key)
+    app.add_routes(library.routes())
     app.add_routes([web.get("/ws", node.signalling.handle)])
     app.add_routes(pages.routes())
     app.cleanup_ctx.append(_lifecycle)
@@ -180,6 +194,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     recovered = await asyncio.to_thread(finalize_crashed, node.config.recordings_dir)
     for path in recovered:
         logger.info("recording %s: finalized after an unclean stop", path.name)
+    await node.library.open()
+    scans = asyncio.get_running_loop().create_task(
+        node.library.run(node.config.library_scan_s), name="library scans"
+    )
     node.switchboard.start()
     if node.config.demo:
         node.rooms.open_demo()
@@ -190,4 +208,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     logger.info("shutting down: ending %d sessions", len(node.desk.sessions))
     await node.desk.close_all("server shutting down")
     await node.signalling.close_all()
+    scans.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await scans
+    await node.library.rescan()  # what finalized while shutting down
+    await node.library.close()
     await node.store.close()
