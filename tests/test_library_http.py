@@ -26,10 +26,10 @@ import pytest_asyncio
 from yarl import URL
 
 from server.links import Kind
-from server.messages import Program as ProgramMessage
-from server.rooms import DEMO_ROOM, RoomRole
+from server.rooms import DEMO_ROOM
 from tests.conftest import RunningNode, node_config, start_node
-from tests.peers import Customer, Technician, wait_for
+from tests.peers import wait_for
+from tests.recorded import jar, record_room, record_support_session
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -46,69 +46,14 @@ class Recorded:
     customer_token: str
 
 
-class _Quiet:
-    """A room member's channel that nobody reads (the test drives the room)."""
-
-    label = "test-presenter"
-
-    async def send(self, text: str) -> None:
-        return None
-
-    async def close(self, code: int, reason: str) -> None:
-        return None
-
-
-def _jar() -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-
-
-async def _support_session(node: RunningNode) -> tuple[str, float, str]:
-    async with _jar() as http, _jar() as tech_http:
-        technician = Technician(node.base, tech_http)
-        customer = Customer(node.base, http, colour="red")
-        try:
-            await technician.sign_in(node.login_link("tech-1"))
-            await technician.join()
-            session = await customer.join(node.direct_link("tech-1"))
-            await technician.expect("session", session=session)
-            await technician.take(session)
-            await customer.expect("session", state="live", timeout_s=15)
-            started = time.monotonic()
-            await wait_for(lambda: time.monotonic() - started > 5.0, 8, "5 s live")
-            await customer.send(type="end", session=session, reason="done")
-            await technician.expect("ended", session=session)
-            return session, time.monotonic() - started, customer.boot["token"]
-        finally:
-            await customer.close()
-            await technician.close()
-
-
-async def _room_recording(node: RunningNode) -> str:
-    """The demo room recorded ~4 s with one switch, wide to close, at ~2 s."""
-    room = node.node.rooms.open_demo()
-    try:
-        presenter = room.enter(RoomRole.PRESENTER, "pat", _Quiet())
-        await wait_for(lambda: room.program.live("wide"), 5, "wide camera live")
-        room.start_recording("test")
-        await asyncio.sleep(2.0)  # media time before the switch
-        room.direct(
-            presenter, ProgramMessage(room=DEMO_ROOM, layout="single", main="close")
-        )
-        await asyncio.sleep(2.0)
-        await room.stop_recording("test done")
-        return room.last_recording
-    finally:
-        await room.end("test done")
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def recorded(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Recorded]:
     config = node_config(tmp_path_factory.mktemp("library") / "data")
     node = await start_node(config.replace(library_scan_s=0.3))
-    trainer = _jar()
+    trainer = jar()
     try:
-        session, seconds, token = await _support_session(node)
-        room = await _room_recording(node)
+        session, seconds, token = await record_support_session(node)
+        room = await record_room(node)
         async with trainer.get(node.login_link("tina", "trainer")) as resp:
             assert resp.status == 200 and resp.url.path == "/library"
 
