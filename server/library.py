@@ -85,8 +85,8 @@ CREATE INDEX IF NOT EXISTS recordings_staff
     ON recordings (staff, started DESC, id DESC);
 CREATE INDEX IF NOT EXISTS recordings_queue
     ON recordings (queue, started DESC, id DESC);
-CREATE VIRTUAL TABLE IF NOT EXISTS recordings_text
-    USING fts5 (id UNINDEXED, body, tokenize = 'unicode61');
+CREATE VIRTUAL TABLE IF NOT EXISTS recordings_words
+    USING fts5 (body, tokenize = 'unicode61');
 CREATE TABLE IF NOT EXISTS bookmarks (
     id INTEGER PRIMARY KEY,
     recording TEXT NOT NULL,
@@ -450,15 +450,16 @@ class Library:
                 if part
             )
             with db:
-                db.execute(
-                    f"INSERT OR REPLACE INTO recordings ({_COLUMNS}) "
+                _forget(db, info.id)
+                cursor = db.execute(
+                    f"INSERT INTO recordings ({_COLUMNS}) "
                     f"VALUES ({', '.join('?' * 17)})",
                     info.row(),
                 )
-                db.execute("DELETE FROM recordings_text WHERE id = ?", (info.id,))
+                # The words row shares the recording's rowid: searches join on it.
                 db.execute(
-                    "INSERT INTO recordings_text (id, body) VALUES (?, ?)",
-                    (info.id, body),
+                    "INSERT INTO recordings_words (rowid, body) VALUES (?, ?)",
+                    (cursor.lastrowid, body),
                 )
             found.append(info)
         return found
@@ -819,7 +820,8 @@ def page_query(
     match = text_query(filters.text)
     if match:
         where.append(
-            "id IN (SELECT id FROM recordings_text WHERE recordings_text MATCH ?)"
+            "rowid IN (SELECT rowid FROM recordings_words WHERE recordings_words "
+            "MATCH ?)"
         )
         params.append(match)
     if after is not None:
@@ -870,8 +872,12 @@ def _stamps(directory: Path) -> tuple[float, float] | None:
 
 
 def _forget(db: sqlite3.Connection, recording_id: str) -> None:
-    db.execute("DELETE FROM recordings WHERE id = ?", (recording_id,))
-    db.execute("DELETE FROM recordings_text WHERE id = ?", (recording_id,))
+    row = db.execute(
+        "SELECT rowid FROM recordings WHERE id = ?", (recording_id,)
+    ).fetchone()
+    if row is not None:
+        db.execute("DELETE FROM recordings_words WHERE rowid = ?", row)
+        db.execute("DELETE FROM recordings WHERE rowid = ?", row)
 
 
 def _execute(db: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> None:
