@@ -1,7 +1,7 @@
 """Still pictures of a finalized recording: a thumbnail and a preview strip.
 
-Both come from keyframes only (the decoder is told to skip the rest), so a long
-recording costs one seek and one decoded frame per picture:
+Each picture is the frame at its time: a seek to the keyframe before it, then a
+decode forward (at most one keyframe interval of frames per picture):
 
     <id>/thumb.jpg     one frame early in the recording, ``THUMB_WIDTH`` wide
     <id>/strip.jpg     ``count`` frames side by side, ``STRIP_WIDTH`` wide each
@@ -44,6 +44,8 @@ STRIP_TIMES_NAME = "strip.json"
 THUMB_WIDTH = 320
 STRIP_WIDTH = 160
 DEFAULT_STRIP_COUNT = 12
+THUMB_AT = 0.3
+"""Where the thumbnail is taken, as a share of the duration (past opening slates)."""
 JPEG_QUALITY = 80
 
 
@@ -64,10 +66,9 @@ def make_previews(directory: Path, count: int = DEFAULT_STRIP_COUNT) -> Previews
         if not container.streams.video:
             return Previews(False, [], 0, 0)
         stream = container.streams.video[0]
-        stream.codec_context.skip_frame = "NONKEY"
         duration = _duration_s(container, stream)
 
-        first = _frame_near(container, stream, min(1.0, duration / 2))
+        first = _frame_near(container, stream, duration * THUMB_AT)
         if first is None:
             return Previews(False, [], 0, 0)
         thumb = _scaled(first, THUMB_WIDTH)
@@ -81,7 +82,7 @@ def make_previews(directory: Path, count: int = DEFAULT_STRIP_COUNT) -> Previews
                 continue
             t = float(frame.time or 0.0)
             if times and t <= times[-1]:
-                continue  # the same keyframe again: the GOP is longer than a tile
+                continue  # the same frame again: a tile shorter than a frame
             tiles.append(_scaled(frame, STRIP_WIDTH))
             times.append(round(t, 3))
 
@@ -119,12 +120,15 @@ def _duration_s(container: InputContainer, stream: VideoStream) -> float:
 def _frame_near(
     container: InputContainer, stream: VideoStream, at_s: float
 ) -> av.VideoFrame | None:
-    """The keyframe at or before ``at_s`` (the first one if none is before)."""
+    """The frame showing at ``at_s`` (the last one if the video ends before)."""
     assert stream.time_base is not None
     container.seek(max(0, round(at_s / stream.time_base)), stream=stream)
+    found = None
     for frame in container.decode(stream):
-        return frame
-    return None
+        if found is not None and (frame.time or 0.0) > at_s:
+            break
+        found = frame
+    return found
 
 
 def _scaled(frame: av.VideoFrame, width: int) -> npt.NDArray[np.uint8]:
