@@ -216,6 +216,8 @@ class Filters:
     since: float | None = None
     until: float | None = None
     text: str = ""
+    with_video: bool = True
+    """Leave out sessions that ended before any media was recorded."""
 
 
 def describe(directory: Path, key: str) -> RecordingInfo | None:
@@ -804,7 +806,7 @@ def page_query(
     filters: Filters, after: tuple[float, str] | None, limit: int
 ) -> tuple[str, list[Any]]:
     """The keyset query of one page: newest first, after ``(started, id)``."""
-    where: list[str] = []
+    where: list[str] = ["has_video = 1"] if filters.with_video else []
     params: list[Any] = []
     for column in ("kind", "staff", "queue", "disposition"):
         value = getattr(filters, column)

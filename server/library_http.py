@@ -170,8 +170,9 @@ class LibraryHttp:
         _, info = await self._found(request)
         if not info.has_video:
             raise NotFound("This recording has no video.")
-        _check_range(request)
-        return _file(self._library.recordings_dir / info.id / VIDEO_NAME, "video/mp4")
+        path = self._library.recordings_dir / info.id / VIDEO_NAME
+        _check_range(request, path)
+        return _file(path, "video/mp4")
 
     async def thumb(self, request: web.Request) -> web.StreamResponse:
         _, info = await self._found(request)
@@ -427,7 +428,7 @@ def _listed(info: RecordingInfo) -> dict[str, Any]:
     }
 
 
-def _check_range(request: web.Request) -> None:
+def _check_range(request: web.Request, path: Path) -> None:
     """One well-formed byte range, or none; anything else is unsatisfiable."""
     header = request.headers.get("Range")
     if header is None:
@@ -435,13 +436,19 @@ def _check_range(request: web.Request) -> None:
     match = (
         _RANGE.fullmatch(header.strip()) if len(header) <= _MAX_RANGE_HEADER else None
     )
-    if match is None or match.group(1) == match.group(2) == "":
-        raise web.HTTPRequestRangeNotSatisfiable()
-    start, end = match.group(1), match.group(2)
-    if start and end and int(start) > int(end):
-        raise web.HTTPRequestRangeNotSatisfiable()
-    if not start and int(end) == 0:
-        raise web.HTTPRequestRangeNotSatisfiable()  # an empty suffix
+    if match is not None:
+        start, end = match.groups()
+        reversed_ = bool(start and end and int(start) > int(end))
+        empty = not start and (not end or int(end) == 0)  # no range, or suffix 0
+        if not (reversed_ or empty):
+            return
+    try:
+        size = path.stat().st_size
+    except OSError:
+        raise NotFound("That file is not in this recording.") from None
+    raise web.HTTPRequestRangeNotSatisfiable(
+        headers={"Content-Range": f"bytes */{size}"}
+    )
 
 
 def _file(path: Path, content_type: str) -> web.FileResponse:

@@ -106,7 +106,7 @@ async def test_index_reads_who_where_and_how_it_ended(library: Library) -> None:
     (rec / "unfinished" / "meta.json").unlink()  # still recording: not listed
     assert sorted(await library.rescan()) == ["a1b2c3d4e5f60718", "demo-1"]
 
-    page, cursor = await library.page(Filters())
+    page, cursor = await library.page(Filters(with_video=False))
     assert [r.id for r in page] == ["demo-1", "a1b2c3d4e5f60718"] and cursor == ""
     room, support = page
     assert (room.kind, room.staff, room.title) == ("room", "pat", "Espresso 101")
@@ -123,6 +123,8 @@ async def test_index_reads_who_where_and_how_it_ended(library: Library) -> None:
         await library.get("../../etc/passwd")
     # Nothing changed on disk: nothing is read again.
     assert await library.rescan() == []
+    # By default the list holds recordings with video only.
+    assert (await library.page(Filters()))[0] == []
 
 
 async def test_keyset_pages_cover_everything_once_with_filters(
@@ -143,7 +145,7 @@ async def test_keyset_pages_cover_everything_once_with_filters(
     cursor = ""
     while True:
         page, cursor = await library.page(
-            Filters(queue="billing"), limit=20, cursor=cursor
+            Filters(with_video=False, queue="billing"), limit=20, cursor=cursor
         )
         seen.extend(r.id for r in page)
         if not cursor:
@@ -155,23 +157,25 @@ async def test_keyset_pages_cover_everything_once_with_filters(
     )
     assert seen == expected  # newest first, ties by id, none twice, none missed
 
-    found, _ = await library.page(Filters(text="tech-3 gask"), limit=200)
+    found, _ = await library.page(
+        Filters(with_video=False, text="tech-3 gask"), limit=200
+    )
     assert {r.staff for r in found} == {"tech-3"} and len(found) == 26
     with pytest.raises(ProtocolError):
-        await library.page(Filters(), cursor="not a cursor!")
+        await library.page(Filters(with_video=False), cursor="not a cursor!")
 
 
 async def test_rebuilt_index_keeps_the_keys(tmp_path: Path, library: Library) -> None:
     write_recording(library.recordings_dir, "r1", started=NOW, events=[])
     await library.rescan()
-    (before,), _ = await library.page(Filters())
+    (before,), _ = await library.page(Filters(with_video=False))
     await library.close()
 
     library.db_path.unlink()
     again = Library(library.recordings_dir, library.db_path, SECRET)
     await again.open()
     try:
-        (after,), _ = await again.page(Filters())
+        (after,), _ = await again.page(Filters(with_video=False))
     finally:
         await again.close()
     assert after == before
@@ -252,7 +256,7 @@ async def test_trend_buckets_scores_by_week_of_the_session(library: Library) -> 
             events=support_events("tech-1", "support", "resolved"),
         )
     await library.rescan()
-    page, _ = await library.page(Filters(staff="tech-1"))
+    page, _ = await library.page(Filters(with_video=False, staff="tech-1"))
     by_id = {r.id: r for r in page}
     await library.add_score(by_id["t0"], form, [1.0, 1.0], "trainer-1")
     await library.add_score(by_id["t1"], form, [0.0, 1.0], "trainer-1")
@@ -280,12 +284,14 @@ async def test_retention_deletes_files_and_rows_and_audits(library: Library) -> 
         events=support_events("tech-1", "support", "resolved"),
     )
     await library.rescan()
-    (info,) = [r for r in (await library.page(Filters()))[0] if r.id == "old"]
+    (info,) = [
+        r for r in (await library.page(Filters(with_video=False)))[0] if r.id == "old"
+    ]
     await library.add_bookmark(info, 3.0, "look here", "trainer-1")
 
     assert await library.expire() == ["old"]
     assert not old.exists()
-    assert [r.id for r in (await library.page(Filters()))[0]] == ["new"]
+    assert [r.id for r in (await library.page(Filters(with_video=False)))[0]] == ["new"]
     with pytest.raises(NotFound):
         await library.get(info.key)
     rows = await library._on_db(
@@ -303,7 +309,7 @@ async def test_bookmarks_are_bounded_and_deleted_by_their_author(
 ) -> None:
     write_recording(library.recordings_dir, "b", started=NOW, events=[])
     await library.rescan()
-    (info,), _ = await library.page(Filters())
+    (info,), _ = await library.page(Filters(with_video=False))
     mark = await library.add_bookmark(info, 12.5, "  good question  ", "ann")
     assert mark["body"] == "good question"
     with pytest.raises(ProtocolError):

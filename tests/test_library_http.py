@@ -239,6 +239,7 @@ async def test_byte_ranges_decode_with_pyav_from_any_point(recorded: Recorded) -
     ):
         async with recorded.trainer.get(url, headers={"Range": bad}) as r:
             assert r.status == 416, bad
+            assert r.headers["Content-Range"] == f"bytes */{len(whole)}"
 
 
 async def test_camera_switch_event_matches_the_picture(recorded: Recorded) -> None:
