@@ -211,6 +211,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     scans.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await scans
-    await node.library.rescan()  # what finalized while shutting down
+    try:
+        await node.library.rescan()  # what finalized while shutting down
+    except Exception:
+        logger.exception("library: last scan failed")
     await node.library.close()
     await node.store.close()

@@ -315,6 +315,7 @@ class Library:
         self._media_thread = ThreadPoolExecutor(1, thread_name_prefix="library-media")
         self._db: sqlite3.Connection | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._previewing: set[str] = set()
         self._closed = False
 
     # threads
@@ -348,9 +349,9 @@ class Library:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self._media_thread.shutdown, True, cancel_futures=True)
         await loop.run_in_executor(self._db_thread, self._close_db)
-        self._db_thread.shutdown(wait=True)
-        self._media_thread.shutdown(wait=True)
+        await asyncio.to_thread(self._db_thread.shutdown, True)
 
     def _close_db(self) -> None:
         if self._db is not None:
@@ -467,12 +468,17 @@ class Library:
         return found
 
     async def _previews(self, info: RecordingInfo) -> None:
+        if info.id in self._previewing:
+            return  # the hook and a scan found it at once
+        self._previewing.add(info.id)
         directory = self.recordings_dir / info.id
         try:
             previews = await self._on_media(lambda: make_previews(directory))
         except Exception:
             logger.exception("recording %s: previews failed", info.id)
             return
+        finally:
+            self._previewing.discard(info.id)
         if previews.thumb:
             await self._on_db(
                 lambda db: _execute(

@@ -64,6 +64,14 @@ async def test_clicking_a_timeline_event_seeks_the_video_and_plays(
             # then to the one before it.
             await page.keyboard.press(" ")
             await page.wait_for_function("document.getElementById('video').paused")
+            await page.evaluate(
+                "(at) => { document.getElementById('video').currentTime = at + 1; }",
+                at,
+            )
+            await page.wait_for_function(
+                "(at) => document.getElementById('video').currentTime >= at + 0.99",
+                arg=at,
+            )
             await page.keyboard.press("p")
             await page.wait_for_function(
                 "(at) => Math.abs(document.getElementById('video').currentTime - at)"

@@ -26,6 +26,7 @@ import pytest
 import pytest_asyncio
 from yarl import URL
 
+from recorder import Timeline
 from server.links import Kind
 from server.rooms import DEMO_ROOM
 from tests.conftest import RunningNode, node_config, start_node
@@ -452,6 +453,29 @@ async def test_unknown_keys_and_traversal_are_refused(recorded: Recorded) -> Non
     ):
         async with recorded.trainer.get(f"{base}{path}") as r:
             assert r.status == 404, path
+
+
+async def test_snapshot_gallery_lists_snapshots_at_their_times(
+    recorded: Recorded,
+) -> None:
+    directory = recorded.node.config.recordings_dir / recorded.session
+    (directory / "snapshots").mkdir()
+    thumb = (directory / "thumb.jpg").read_bytes()
+    (directory / "snapshots" / "snap-1.jpg").write_bytes(thumb)
+    (directory / "snapshots" / "notes.txt").write_text("not a picture")
+    (directory / "secret.jpg").write_bytes(thumb)
+    with Timeline(directory / "timeline.jsonl", clock=lambda: 3.25) as timeline:
+        timeline.append("snapshot", file="snap-1.jpg", by="tech-1")
+
+    detail = await _detail(recorded, recorded.session)
+    (snap,) = detail["snapshots"]
+    assert (snap["file"], snap["t"]) == ("snap-1.jpg", 3.25)
+    async with recorded.trainer.get(f"{recorded.node.base}{snap['url']}") as r:
+        assert r.status == 200 and await r.read() == thumb
+    for name in ("notes.txt", "..%2Fsecret.jpg", "%2E%2E%2Fsecret.jpg"):
+        url = f"{recorded.node.base}/library/media/{detail['key']}/snapshots/{name}"
+        async with recorded.trainer.get(url) as r:
+            assert r.status == 404, name
 
 
 async def test_retention_deletes_files_and_rows_last(recorded: Recorded) -> None:
