@@ -32,6 +32,10 @@ def jar() -> aiohttp.ClientSession:
 
 
 async def record_support_session(node: RunningNode) -> tuple[str, float, str]:
+    """A ~5 s live session, ended by the customer, with a disposition after.
+
+    Returns the session id, its live seconds and the customer's token.
+    """
     async with jar() as http, jar() as tech_http:
         technician = Technician(node.base, tech_http)
         customer = Customer(node.base, http, colour="red")
@@ -46,6 +50,14 @@ async def record_support_session(node: RunningNode) -> tuple[str, float, str]:
             await wait_for(lambda: time.monotonic() - started > 5.0, 8, "5 s live")
             await customer.send(type="end", session=session, reason="done")
             await technician.expect("ended", session=session)
+            await technician.send(
+                type="disposition",
+                session=session,
+                code="resolved",
+                notes="replaced the group gasket",
+                ref="d1",
+            )
+            await technician.expect("ok", ref="d1")
             return session, time.monotonic() - started, customer.boot["token"]
         finally:
             await customer.close()
