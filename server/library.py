@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from recorder import META_NAME, TIMELINE_NAME, VIDEO_NAME, read_meta, read_timeline
+from recorder.clip import Clip, export_clip
 from recorder.previews import THUMB_NAME, make_previews
 from server.errors import NotFound, ProtocolError
 from server.scorecard import Criterion, Scored, parse_answers, parse_criteria, score
@@ -485,6 +486,13 @@ class Library:
                     db, "UPDATE recordings SET thumb = 1 WHERE id = ?", (info.id,)
                 )
             )
+
+    async def export_clip(
+        self, info: RecordingInfo, target: Path, start_s: float, end_s: float
+    ) -> Clip:
+        """Cut ``[start_s, end_s)`` into ``target`` on the media thread."""
+        source = self.recordings_dir / info.id / VIDEO_NAME
+        return await self._on_media(lambda: export_clip(source, target, start_s, end_s))
 
     async def run(self, scan_s: float) -> None:
         """Rescan and apply retention every ``scan_s`` seconds, until cancelled."""

@@ -29,7 +29,6 @@ from typing import Any
 from aiohttp import web
 
 from recorder import TIMELINE_NAME, VIDEO_NAME, read_timeline
-from recorder.clip import export_clip
 from recorder.previews import STRIP_NAME, THUMB_NAME, read_previews
 from server.api import _json_body as json_body
 from server.config import Config
@@ -207,7 +206,6 @@ class LibraryHttp:
                 f"{self._config.max_clip_s:g} s.",
                 code="bad_request",
             )
-        source = self._library.recordings_dir / info.id / VIDEO_NAME
         folder = self._config.data_dir / "exports"
         folder.mkdir(parents=True, exist_ok=True)
         handle, name = tempfile.mkstemp(suffix=".mp4", dir=folder)
@@ -215,7 +213,7 @@ class LibraryHttp:
         try:
             async with self._exports:  # one export at a time: it is disk-bound
                 os.close(handle)
-                clip = await asyncio.to_thread(export_clip, source, target, start, end)
+                clip = await self._library.export_clip(info, target, start, end)
             await self._library.audit(
                 reader.name,
                 "export",
@@ -256,7 +254,7 @@ class LibraryHttp:
             queue=_word(query.get("queue", "")),
             disposition=_word(query.get("disposition", "")),
             since=_optional_time(query.get("since", "")),
-            until=_optional_time(query.get("until", "")),
+            until=_optional_time(query.get("until", ""), whole_day=True),
             text=query.get("q", "")[:200],
         )
         limit = _int(query.get("limit", "50"), "limit")
@@ -497,8 +495,8 @@ def _seconds(value: str, name: str) -> float:
     return float(value)
 
 
-def _optional_time(value: str) -> float | None:
-    """Unix seconds, or a date YYYY-MM-DD (UTC midnight)."""
+def _optional_time(value: str, whole_day: bool = False) -> float | None:
+    """Unix seconds, or a date YYYY-MM-DD: its UTC midnight, or the next one."""
     if not value:
         return None
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
@@ -506,7 +504,7 @@ def _optional_time(value: str) -> float | None:
             day = dt.datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=dt.UTC)
         except ValueError:
             raise ProtocolError("Bad date.", code="bad_request") from None
-        return day.timestamp()
+        return day.timestamp() + (24 * 3600 if whole_day else 0)
     if re.fullmatch(r"\d{1,12}(?:\.\d{1,3})?", value):
         return float(value)
     raise ProtocolError("Times are YYYY-MM-DD or Unix seconds.", code="bad_request")

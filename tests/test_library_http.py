@@ -125,6 +125,14 @@ async def test_library_lists_the_recordings_with_their_metadata(
     assert [r["id"] for r in await _listed(recorded, kind="room")] == [recorded.room]
     assert [r["id"] for r in await _listed(recorded, q="espresso")] == [recorded.room]
     assert [r["id"] for r in await _listed(recorded, q="gask")] == [recorded.session]
+    today = time.strftime("%Y-%m-%d", time.gmtime(support["started"]))
+    day_before = time.strftime("%Y-%m-%d", time.gmtime(support["started"] - 86400))
+    assert len(await _listed(recorded, since=today, until=today)) == 2
+    assert await _listed(recorded, until=day_before) == []
+    async with recorded.trainer.get(
+        f"{recorded.node.base}/api/library/recordings", params={"since": "tomorrow"}
+    ) as r:
+        assert r.status == 400
     assert [r["id"] for r in await _listed(recorded, staff="tech-1")] == [
         recorded.session
     ]
