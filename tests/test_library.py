@@ -7,6 +7,8 @@ and ``timeline.jsonl`` (and, for one, real video), so indexing reads real files.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -321,3 +323,18 @@ async def test_bookmarks_are_bounded_and_deleted_by_their_author(
     await library.delete_bookmark(info, mark["id"], "ann", admin=False)
     assert await library.bookmarks(info) == []
     assert json.dumps(mark)
+
+
+def test_library_and_scorecards_do_not_import_aiohttp() -> None:
+    code = (
+        "import sys, server.library, server.scorecard, recorder.clip, "
+        "recorder.previews; print('aiohttp' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert done.stdout.strip() == "False"
