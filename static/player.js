@@ -242,6 +242,23 @@ function exportClip(event) {
   window.location.href = `/library/media/${boot.key}/clip.mp4?${params}`;
 }
 
+// Deleting takes two clicks: the first asks, the second deletes.
+async function deleteRecording() {
+  const button = $("delete");
+  if (button.dataset.armed !== "yes") {
+    button.dataset.armed = "yes";
+    button.textContent = "Click again to delete the video, timeline and bookmarks";
+    return;
+  }
+  try {
+    await getJson(api, { method: "DELETE" });
+    showState($("state"), "deleted", "Deleted.");
+    window.location.href = "/library";
+  } catch (error) {
+    showError($("error"), error);
+  }
+}
+
 async function main() {
   try {
     recording = await getJson(api);
@@ -279,5 +296,9 @@ $("bookmark").addEventListener("submit", addBookmark);
 $("form").addEventListener("change", drawCriteria);
 $("score").addEventListener("click", saveScore);
 $("clip").addEventListener("submit", exportClip);
+if (boot.role === "admin") {
+  $("admin-box").hidden = false;
+  $("delete").addEventListener("click", deleteRecording);
+}
 document.addEventListener("keydown", onKey);
 main();

@@ -84,5 +84,18 @@ async def test_clicking_a_timeline_event_seeks_the_video_and_plays(
                 arg=at,
             )
             assert errors == []
+            player_url = page.url
+
+            # A trainer cannot delete; an admin can, with two clicks.
+            assert not await page.is_visible("#delete")
+            admin = await (await browser.new_context()).new_page()
+            await admin.goto(node.login_link("ada", "admin"))
+            await admin.goto(player_url)
+            await admin.wait_for_selector("#state[data-state=ready]")
+            await admin.click("#delete")
+            assert (library.recordings_dir / room).exists()  # only asked so far
+            await admin.click("#delete")
+            await admin.wait_for_url("**/library")
+            assert not (library.recordings_dir / room).exists()
     finally:
         await node.runner.cleanup()
