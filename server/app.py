@@ -194,7 +194,6 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     recovered = await asyncio.to_thread(finalize_crashed, node.config.recordings_dir)
     for path in recovered:
         logger.info("recording %s: finalized after an unclean stop", path.name)
-    await node.library.open()
     scans = asyncio.get_running_loop().create_task(
         node.library.run(node.config.library_scan_s), name="library scans"
     )

@@ -401,6 +401,7 @@ class Library:
         return [info.id for info in changed]
 
     def _rescan(self, db: sqlite3.Connection, full: bool) -> list[RecordingInfo]:
+        self.recordings_dir.mkdir(parents=True, exist_ok=True)
         known = {
             row[0]: (row[1], row[2])
             for row in db.execute(
@@ -495,14 +496,18 @@ class Library:
         return await self._on_media(lambda: export_clip(source, target, start_s, end_s))
 
     async def run(self, scan_s: float) -> None:
-        """Rescan and apply retention every ``scan_s`` seconds, until cancelled."""
+        """Rescan and apply retention now, then every ``scan_s``, until cancelled.
+
+        The first scan is the rebuild after a lost database: it runs here, in the
+        background, so the server serves while it reads many directories.
+        """
         while True:
-            await asyncio.sleep(scan_s)
             try:
                 await self.rescan()
                 await self.expire()
             except Exception:
                 logger.exception("library: periodic scan failed")
+            await asyncio.sleep(scan_s)
 
     # reading
 
