@@ -42,7 +42,28 @@ function duration() {
 
 const SKIP = new Set(["t", "kind", "role"]);
 
+// Words for the events people look for; anything else is shown field by field.
+const WORDS = {
+  created: (e) => `Session created${e.queue ? ` in queue ${e.queue}` : ""}`,
+  join: (e) => `${e.role || "someone"} joined`,
+  leave: (e) => `${e.role || "someone"} left${e.reason ? ` (${e.reason})` : ""}`,
+  state: (e) => `Session ${e.state}`,
+  assigned: (e) => `Assigned to ${e.technician}`,
+  transfer: (e) => `Transferred to queue ${e.queue}`,
+  disposition: (e) => `Disposition: ${e.code}${e.notes ? ` – ${e.notes}` : ""}`,
+  end: (e) => `Ended: ${e.reason}`,
+  recording: (e) => `Recording ${e.state}`,
+  switch: (e) => `Switched to ${e.main || e.slate || e.layout}${e.second ? ` + ${e.second}` : ""}`,
+  chat: (e) => `${e.name || "chat"}: ${e.text}`,
+  question: (e) => `Question: ${e.text}`,
+};
+
 function describe(event) {
+  if (WORDS[event.kind]) return WORDS[event.kind](event);
+  return fields(event);
+}
+
+function fields(event) {
   const details = Object.entries(event)
     .filter(([name, value]) => !SKIP.has(name) && value !== "" && value !== null && typeof value !== "object")
     .map(([name, value]) => `${name}: ${value}`);
