@@ -6,6 +6,8 @@ and ``timeline.jsonl`` (and, for one, real video), so indexing reads real files.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -20,6 +22,7 @@ from recorder.layout import write_meta
 from server.errors import NotFound, ProtocolError
 from server.library import WEEK_S, Filters, Library
 from server.scorecard import Criterion, parse_answers, parse_criteria, score
+from tests.peers import wait_for
 from tests.recorder.synth_media import audio_frames, feed, h264_packets, tone
 
 NOW = 1_800_000_000.0
@@ -338,3 +341,19 @@ def test_library_and_scorecards_do_not_import_aiohttp() -> None:
         cwd=Path(__file__).resolve().parents[1],
     )
     assert done.stdout.strip() == "False"
+
+
+async def test_the_scan_loop_indexes_and_applies_retention(library: Library) -> None:
+    old = write_recording(
+        library.recordings_dir, "old", started=NOW - 40 * 86400, events=[]
+    )
+    write_recording(library.recordings_dir, "new", started=NOW - 86400, events=[])
+    loop = asyncio.get_running_loop().create_task(library.run(0.05))
+    try:
+        await wait_for(lambda: not old.exists(), 5, "the old recording deleted")
+        page, _ = await library.page(Filters(with_video=False))
+        assert [r.id for r in page] == ["new"]
+    finally:
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
