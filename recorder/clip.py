@@ -45,6 +45,8 @@ def export_clip(source: Path, target: Path, start_s: float, end_s: float) -> Cli
             raise ValueError(f"{source}: no video to cut")
         video = container.streams.video[0]
         assert video.time_base is not None
+        if video.duration is not None and start_s >= video.duration * video.time_base:
+            raise ValueError(f"{source}: the video ends before {start_s} s")
         inputs = [s for s in container.streams if s.type in ("video", "audio")]
         container.seek(round(start_s / video.time_base), stream=video)
 

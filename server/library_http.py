@@ -209,10 +209,10 @@ class LibraryHttp:
         folder = self._config.data_dir / "exports"
         folder.mkdir(parents=True, exist_ok=True)
         handle, name = tempfile.mkstemp(suffix=".mp4", dir=folder)
+        os.close(handle)  # PyAV writes the file by name
         target = Path(name)
         try:
             async with self._exports:  # one export at a time: it is disk-bound
-                os.close(handle)
                 clip = await self._library.export_clip(info, target, start, end)
             await self._library.audit(
                 reader.name,
@@ -239,7 +239,10 @@ class LibraryHttp:
             await response.write_eof()
             return response
         except ValueError as exc:
-            raise ProtocolError(str(exc), code="bad_request") from None
+            logger.info("recording %s: clip refused: %s", info.id, exc)
+            raise ProtocolError(
+                "There is no video to cut in that range.", code="bad_request"
+            ) from None
         finally:
             target.unlink(missing_ok=True)
 

@@ -311,6 +311,9 @@ async def test_clip_export_decodes_and_starts_within_one_gop(
         assert r.status == 400
     async with recorded.trainer.get(url, params={"start": "x", "end": "1"}) as r:
         assert r.status == 400
+    async with recorded.trainer.get(url, params={"start": "500", "end": "501"}) as r:
+        assert r.status == 400  # past the end: nothing to cut
+        assert "video" in (await r.json())["reason"]
 
 
 async def test_json_export_has_the_timeline_and_is_audited(recorded: Recorded) -> None:

@@ -73,3 +73,5 @@ def test_clip_range_is_validated(tmp_path: Path) -> None:
     directory = recorded(tmp_path / "r", seconds=2.0)
     with pytest.raises(ValueError):
         export_clip(directory / VIDEO_NAME, tmp_path / "c.mp4", 3.0, 1.0)
+    with pytest.raises(ValueError, match="ends before"):
+        export_clip(directory / VIDEO_NAME, tmp_path / "c.mp4", 2.5, 4.0)
