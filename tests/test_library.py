@@ -330,7 +330,8 @@ async def test_bookmarks_are_bounded_and_deleted_by_their_author(
 
 def test_library_and_scorecards_do_not_import_aiohttp() -> None:
     code = (
-        "import sys, server.library, server.scorecard, recorder.clip, "
+        "import sys, server.library, server.library_index, server.scorecard, "
+        "recorder.clip, "
         "recorder.previews; print('aiohttp' in sys.modules)"
     )
     done = subprocess.run(
