@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from server.config import Config
+from server.links import STAFF_ROLES
 
 
 class _JsonFormatter(logging.Formatter):
@@ -88,6 +89,23 @@ def _parser() -> argparse.ArgumentParser:
         help="do not record support sessions",
     )
     add(
+        "--retention-days",
+        type=float,
+        help="delete recordings (files, bookmarks, index rows) older than this many "
+        "days; 0 keeps them (default 0)",
+    )
+    add(
+        "--library-scan-s",
+        type=float,
+        help=f"seconds between scans for new recordings (default "
+        f"{defaults.library_scan_s:g})",
+    )
+    add(
+        "--max-clip-s",
+        type=float,
+        help=f"longest clip export, seconds (default {defaults.max_clip_s:g})",
+    )
+    add(
         "--rejoin-grace-s", type=float, help="seconds a vanished participant may return"
     )
     add("--log-json", action="store_true", default=None, help="JSON log lines")
@@ -114,7 +132,12 @@ def _link_parser() -> argparse.ArgumentParser:
         "--queues", help="login: comma-separated queues served (default: all)"
     )
     parser.add_argument("--name", help="login: the staff member's name")
-    parser.add_argument("--role", default="technician", help="login: staff role")
+    parser.add_argument(
+        "--role",
+        default="technician",
+        choices=sorted(STAFF_ROLES),
+        help="login: staff role (trainer and admin open the recordings library)",
+    )
     parser.add_argument("--ttl-s", type=int, help="seconds the link stays valid")
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--public-url")

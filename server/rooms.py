@@ -752,6 +752,7 @@ class Room:
                 state="started",
                 room=self.id,
                 title=self.title,
+                presenter=self.presenter,
                 layout=str(shot.layout),
                 main=shot.main,
                 second=shot.second,
