@@ -42,7 +42,8 @@ __all__ = ["LibraryHttp", "Reader"]
 logger = logging.getLogger(__name__)
 
 LIBRARY_ROLES = frozenset({"trainer", "admin"})
-SNAPSHOTS_DIR = "snapshots"
+SNAPSHOTS_DIR = "files"
+"""Where a session keeps its stills, snapshots and photos (server/files.py)."""
 SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,80}\.(?:jpg|jpeg|png)")
 MAX_TIMELINE_EVENTS = 20_000
 _RANGE = re.compile(r"bytes=(\d{0,15})-(\d{0,15})")
@@ -409,7 +410,7 @@ def _files_of(
     times = {
         str(e.get("file")): float(e["t"])
         for e in events
-        if e.get("kind") == "snapshot" and isinstance(e.get("t"), int | float)
+        if isinstance(e.get("file"), str) and isinstance(e.get("t"), int | float)
     }
     folder = directory / SNAPSHOTS_DIR
     if folder.is_dir():

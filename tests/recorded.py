@@ -32,7 +32,8 @@ def jar() -> aiohttp.ClientSession:
 
 
 async def record_support_session(node: RunningNode) -> tuple[str, float, str]:
-    """A ~5 s live session, ended by the customer, with a disposition after.
+    """A ~5 s live session with a snapshot at ~2.5 s, ended by the customer, with a
+    disposition after.
 
     Returns the session id, its live seconds and the customer's token.
     """
@@ -47,6 +48,9 @@ async def record_support_session(node: RunningNode) -> tuple[str, float, str]:
             await technician.take(session)
             await customer.expect("session", state="live", timeout_s=15)
             started = time.monotonic()
+            await wait_for(lambda: time.monotonic() - started > 2.5, 8, "2.5 s live")
+            await technician.send(type="snapshot", session=session, ref="s1")
+            await technician.expect("ok", ref="s1")
             await wait_for(lambda: time.monotonic() - started > 5.0, 8, "5 s live")
             await customer.send(type="end", session=session, reason="done")
             await technician.expect("ended", session=session)

@@ -26,7 +26,7 @@ import pytest
 import pytest_asyncio
 from yarl import URL
 
-from recorder import Timeline
+from recorder import read_timeline
 from server.library import Filters
 from server.links import Kind
 from server.rooms import DEMO_ROOM
@@ -469,20 +469,25 @@ async def test_unknown_keys_and_traversal_are_refused(recorded: Recorded) -> Non
 async def test_snapshot_gallery_lists_snapshots_at_their_times(
     recorded: Recorded,
 ) -> None:
+    # The technician took a snapshot ~2.5 s into the recorded session (tools):
+    # the gallery lists it at its timeline time and serves its bytes.
     directory = recorded.node.config.recordings_dir / recorded.session
-    (directory / "snapshots").mkdir()
-    thumb = (directory / "thumb.jpg").read_bytes()
-    (directory / "snapshots" / "snap-1.jpg").write_bytes(thumb)
-    (directory / "snapshots" / "notes.txt").write_text("not a picture")
-    (directory / "secret.jpg").write_bytes(thumb)
-    with Timeline(directory / "timeline.jsonl", clock=lambda: 3.25) as timeline:
-        timeline.append("snapshot", file="snap-1.jpg", by="tech-1")
+    (event,) = [
+        e
+        for e in read_timeline(directory / "timeline.jsonl")
+        if e["kind"] == "snapshot"
+    ]
+    png = (directory / "files" / event["file"]).read_bytes()
+    assert png.startswith(b"\x89PNG")
+    (directory / "files" / "notes.txt").write_text("not a picture")
+    (directory / "secret.jpg").write_bytes(png)
 
     detail = await _detail(recorded, recorded.session)
     (snap,) = detail["snapshots"]
-    assert (snap["file"], snap["t"]) == ("snap-1.jpg", 3.25)
+    assert (snap["file"], snap["t"]) == (event["file"], event["t"])
+    assert 1.5 < snap["t"] < 5.0
     async with recorded.trainer.get(f"{recorded.node.base}{snap['url']}") as r:
-        assert r.status == 200 and await r.read() == thumb
+        assert r.status == 200 and await r.read() == png
     for name in ("notes.txt", "..%2Fsecret.jpg", "%2E%2E%2Fsecret.jpg"):
         url = f"{recorded.node.base}/library/media/{detail['key']}/snapshots/{name}"
         async with recorded.trainer.get(url) as r:
