@@ -21,6 +21,7 @@ from server.rooms import RoomDirectory
 from server.routing import Status
 from server.signalling import Signalling
 from server.store import MemoryStore, Store
+from server.store.redis import RedisStore
 from server.support import SupportDesk
 from server.switchboard import Switchboard
 
@@ -58,7 +59,7 @@ def build_node(config: Config) -> Node:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     secret, _ = load_or_create(config.data_dir / "secret.key", config.secret)
     admin_key, created = load_or_create(config.data_dir / "admin.key", config.admin_key)
-    store: Store = MemoryStore()
+    store: Store = RedisStore(config.redis_url) if config.redis_url else MemoryStore()
     signer = LinkSigner(secret, store)
     desk = SupportDesk(config)
     switchboard = Switchboard(config, store, desk)

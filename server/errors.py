@@ -9,7 +9,8 @@ TaplineError                 code, reason, http_status
 │   └── forged, expired, revoked, used, wrong_kind, other_device
 ├── AuthError                not_signed_in, forbidden
 ├── NotFound                 not_found
-└── CapacityError            busy: a configured limit is reached
+├── CapacityError            busy: a configured limit is reached
+└── StoreUnavailable         unavailable: the shared store (Redis) cannot be reached
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ __all__ = [
     "NotFound",
     "ProtocolError",
     "SdpError",
+    "StoreUnavailable",
     "TaplineError",
 ]
 
@@ -77,4 +79,9 @@ class NotFound(TaplineError):
 
 class CapacityError(TaplineError):
     code = "busy"
+    http_status = 503
+
+
+class StoreUnavailable(TaplineError):
+    code = "unavailable"
     http_status = 503
