@@ -11,6 +11,7 @@ from aiohttp import web
 
 from recorder import finalize_crashed
 from server.api import Api, error_middleware, qr_svg
+from server.cluster import Cluster
 from server.config import Config
 from server.keys import load_or_create
 from server.links import Kind, LinkSigner
@@ -44,6 +45,8 @@ class Node:
     admin_key: str
     admin_key_created: bool
     rooms: RoomDirectory
+    cluster: Cluster | None = None
+    """With Redis: this node's place among the others."""
 
     def login_url(self, name: str, role: str = "technician") -> str:
         token, _ = self.signer.sign(
@@ -87,6 +90,16 @@ def build_node(config: Config) -> Node:
         "Viewers in demo rooms",
         lambda: sum(room.viewers for room in rooms.rooms.values()),
     )
+    cluster = None
+    if isinstance(store, RedisStore):
+        cluster = Cluster(
+            config,
+            store,
+            desk,
+            switchboard,
+            load=lambda: len(desk.sessions) + len(signalling.sockets),
+        )
+        signalling.remote = cluster
     return Node(
         config,
         store,
@@ -98,6 +111,7 @@ def build_node(config: Config) -> Node:
         admin_key,
         created,
         rooms,
+        cluster,
     )
 
 
@@ -169,6 +183,9 @@ def create_app(config: Config) -> web.Application:
     api = Api(
         config, node.signer, node.desk, node.switchboard, node.metrics, node.admin_key
     )
+    if node.cluster is not None:
+        pages.placement = node.cluster.placement
+        api.cluster_figures = node.cluster.figures
     app.add_routes(api.routes())
     app.add_routes([web.get("/ws", node.signalling.handle)])
     app.add_routes(pages.routes())
@@ -181,6 +198,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     recovered = await asyncio.to_thread(finalize_crashed, node.config.recordings_dir)
     for path in recovered:
         logger.info("recording %s: finalized after an unclean stop", path.name)
+    if node.cluster is not None:
+        await node.cluster.start()
     node.switchboard.start()
     if node.config.demo:
         node.rooms.open_demo()
@@ -191,4 +210,6 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     logger.info("shutting down: ending %d sessions", len(node.desk.sessions))
     await node.desk.close_all("server shutting down")
     await node.signalling.close_all()
+    if node.cluster is not None:
+        await node.cluster.stop()
     await node.store.close()

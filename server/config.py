@@ -34,6 +34,8 @@ class Config:
     """Origin links are built on (e.g. https://support.example); default: http://host:port."""
     redis_url: str = ""
     """Shared Redis for scale-out; empty: in-memory state on this node."""
+    node_timeout_s: float = 10.0
+    """With Redis: a node whose heartbeat is this old is dead, seconds."""
     ice_host: str = ""
     """Address the server announces as its ICE host candidate (e.g. 127.0.0.1)."""
     ice_servers: list[str] = field(default_factory=list)

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import secrets
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -39,7 +40,7 @@ from server.messages import (
     parse,
 )
 from server.rooms import Member, RoomDirectory
-from server.support import Role, SessionState, SupportDesk, SupportSession
+from server.support import Channel, Role, SessionState, SupportDesk, SupportSession
 from server.switchboard import Switchboard
 
 __all__ = ["Signalling"]
@@ -70,6 +71,20 @@ class WsChannel:
         await self.ws.close(code=code, message=reason.encode()[:120])
 
 
+class RemoteSessions(Protocol):
+    """Sessions hosted on other nodes (the cluster relays a console's signalling)."""
+
+    def is_remote(self, session_id: str) -> bool: ...
+
+    async def offer(self, name: str, channel: Channel, message: Offer) -> str: ...
+
+    async def end(
+        self, name: str, channel: Channel, session_id: str, why: str
+    ) -> None: ...
+
+    async def left(self, channel: Channel, reason: str) -> None: ...
+
+
 @dataclass
 class _Participant:
     channel: WsChannel
@@ -98,6 +113,8 @@ class Signalling:
         self._staff_cookie = staff_cookie
         self._rooms = rooms
         self.sockets: set[web.WebSocketResponse] = set()
+        self.remote: RemoteSessions | None = None
+        """Set with Redis: consoles reach sessions on other nodes through it."""
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(
@@ -155,6 +172,11 @@ class Signalling:
                 raise ProtocolError("Send 'join' first.", code="wrong_state")
             elif isinstance(message, Offer):
                 await self._offer(who, message)
+            elif isinstance(message, End) and self._remote(who, message.session):
+                assert self.remote is not None
+                await self.remote.end(
+                    who.name, who.channel, message.session, message.reason
+                )
             elif isinstance(message, End):
                 session = self._session_of(who, message.session)
                 await session.end(f"ended by {who.role}: {message.reason}")
@@ -258,8 +280,23 @@ class Signalling:
             raise AuthError("This session is not yours.", code="forbidden")
         return session
 
+    def _remote(self, who: _Participant, session_id: str) -> bool:
+        return (
+            self.remote is not None
+            and who.role == Role.TECHNICIAN
+            and session_id not in who.sessions
+            and self.remote.is_remote(session_id)
+        )
+
     async def _offer(self, who: _Participant, msg: Offer) -> None:
         assert who.role is not None
+        if self._remote(who, msg.session):
+            assert self.remote is not None
+            answer = await self.remote.offer(who.name, who.channel, msg)
+            await who.channel.send(
+                encode(Type.ANSWER, session=msg.session, sdp=answer, ref=msg.ref)
+            )
+            return
         session = self._session_of(who, msg.session)
         if msg.session not in who.sessions:
             who.sessions[session.id] = session
@@ -300,6 +337,8 @@ class Signalling:
     async def _left(self, who: _Participant, reason: str) -> None:
         if who.member is not None:
             await who.member.room.leave(who.member, reason)
+        if who.role == Role.TECHNICIAN and self.remote is not None:
+            await self.remote.left(who.channel, reason)
         if who.role == Role.TECHNICIAN:
             self._desk.console_left(who.name, who.channel)
             await self._switchboard.console_left(who.name)

@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from recorder import Timeline
 from server.config import Config
-from server.errors import AuthError, NotFound, ProtocolError
+from server.errors import AuthError, NotFound, ProtocolError, StoreUnavailable
 from server.messages import Type, encode
 from server.routing import Entry, Presence, QueueSettings, Router, RoutingEvent, Status
 from server.store import Store
@@ -56,6 +57,8 @@ class Switchboard:
         self.figures: dict[str, dict[str, Any]] = {}
         """The latest figures per queue, refreshed every tick (for /metrics)."""
         self.technicians: list[Presence] = []
+        self.relay: Callable[[RoutingEvent, dict[str, Any]], None] | None = None
+        """Set by the cluster: routing events also go to the other nodes."""
 
     # lifecycle
 
@@ -78,6 +81,8 @@ class Switchboard:
             try:
                 await self.router.tick()
                 await self.refresh_figures()
+            except StoreUnavailable:
+                logger.debug("routing tick skipped: the store is unavailable")
             except Exception:
                 logger.exception("routing tick failed")
             await asyncio.sleep(_TICK_S)
@@ -284,6 +289,12 @@ class Switchboard:
     # events
 
     def _routing_event(self, event: RoutingEvent, data: dict[str, Any]) -> None:
+        self._spawn(self._handle(event, data))
+        if self.relay is not None:
+            self.relay(event, data)
+
+    def handle_event(self, event: RoutingEvent, data: dict[str, Any]) -> None:
+        """A routing event from another node: tell this node's people."""
         self._spawn(self._handle(event, data))
 
     async def _handle(self, event: RoutingEvent, data: dict[str, Any]) -> None:

@@ -62,6 +62,13 @@ end
 return 0
 """
 
+_HDEL_IF = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
+"""
+
 
 def _ms(ttl_s: float) -> int:
     return max(1, round(ttl_s * 1000))
@@ -82,6 +89,7 @@ class RedisStore:
         )
         self._claim = self.client.register_script(_CLAIM)
         self._hswap = self.client.register_script(_HSWAP)
+        self._hdel_if = self.client.register_script(_HDEL_IF)
         self._down_since: float | None = None
         self._reconnect: asyncio.Task[None] | None = None
         self.up_listeners: list[Callable[[], None]] = []
@@ -180,6 +188,18 @@ class RedisStore:
     async def hswap(self, key: str, field: str, expected: str, new: str) -> bool:
         done = await self.run(
             lambda: self._hswap(keys=[self.key(key)], args=[field, expected, new])
+        )
+        return bool(done)
+
+    async def hsetnx(self, key: str, field: str, value: str) -> bool:
+        """Set a hash field only if it is absent; True if set."""
+        done = await self.run(lambda: self.client.hsetnx(self.key(key), field, value))
+        return bool(done)
+
+    async def hdel_if(self, key: str, field: str, expected: str) -> bool:
+        """Remove a hash field only if its value is `expected`."""
+        done = await self.run(
+            lambda: self._hdel_if(keys=[self.key(key)], args=[field, expected])
         )
         return bool(done)
 

@@ -1,0 +1,461 @@
+"""Several nodes on one Redis: heartbeats, the session directory, the bus, node death.
+
+Each node writes a heartbeat (`cluster:alive:<node>`, expiring after
+`node_timeout_s`) with its public URL, its load (sessions + websockets), the
+technicians whose consoles it holds and the sessions it hosts; the same record
+stays in `cluster:nodes` after the heartbeat lapses, so others know what a dead
+node held.
+
+- **Placement.** A support session's media lives on one node. The directory
+  (`cluster:sessions`, session -> node) is written once, by compare-and-set, when
+  the customer first opens the link: the least-loaded live node gets it (ties go
+  to the node that took the request). A customer who reached another node is
+  redirected to the media node's public URL before anything is bound to their
+  device.
+- **Relay.** A technician's console stays on whatever node it reached. Its
+  signalling for a session hosted elsewhere (offer, end, leaving) is relayed over
+  the bus to the media node, which answers over the bus; what the session says to
+  the technician comes back the same way to the console's socket. Media flows
+  directly between the browser and the media node (its ICE candidates are in the
+  answer).
+- **Bus.** Redis pub/sub: `cluster:all` carries routing events (each node tells its
+  own consoles and queued customers) and console messages; `cluster:node:<id>`
+  carries requests, replies and deliveries for one node.
+- **Node death.** A node whose heartbeat lapsed is reaped by exactly one survivor
+  (a claim): technicians whose only consoles were there are signed out (their
+  offers go back to the queue), customers waiting there keep their place for the
+  queue grace and get it back when they return on another node, technicians busy
+  with a session there go to wrap-up, and its directory entries are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from server.config import Config
+from server.errors import (
+    AuthError,
+    NotFound,
+    ProtocolError,
+    StoreUnavailable,
+    TaplineError,
+)
+from server.messages import Offer
+from server.routing import Entry, RoutingEvent, Status
+from server.store.redis import RedisStore
+from server.support import Channel, Role, SupportDesk
+from server.switchboard import Switchboard
+
+__all__ = ["Cluster", "NodeInfo"]
+
+logger = logging.getLogger(__name__)
+
+_NODES = "cluster:nodes"
+_SESSIONS = "cluster:sessions"
+_ALL = "cluster:all"
+REQUEST_TIMEOUT_S = 10.0
+"""Longest wait for another node to answer a relayed request, seconds."""
+_REAP_CLAIM_S = 60.0
+"""A reaped node is not reaped again for this long, seconds."""
+
+
+@dataclass
+class NodeInfo:
+    """What one node says about itself with each heartbeat."""
+
+    id: str
+    url: str
+    load: int = 0
+    consoles: list[str] = field(default_factory=list)
+    sessions: list[str] = field(default_factory=list)
+
+    def dump(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def load_from(cls, text: str) -> NodeInfo:
+        return cls(**json.loads(text))
+
+
+class RemoteChannel:
+    """A socket on another node, seen by a session on this one."""
+
+    def __init__(self, cluster: Cluster, node: str, socket: str) -> None:
+        self.label = f"{node}/{socket}"
+        self._cluster = cluster
+        self._node = node
+        self._socket = socket
+
+    async def send(self, text: str) -> None:
+        with contextlib.suppress(StoreUnavailable):
+            await self._cluster.send_to(
+                self._node, "deliver", socket=self._socket, text=text
+            )
+
+    async def close(self, code: int, reason: str) -> None:
+        """The console's socket stays open: it serves other sessions."""
+
+
+def _event_wire(event: RoutingEvent, data: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        out[key] = value.dump() if isinstance(value, Entry) else str(value)
+    return {"event": str(event), "data": out}
+
+
+def _event_from_wire(wire: dict[str, Any]) -> tuple[RoutingEvent, dict[str, Any]]:
+    data: dict[str, Any] = dict(wire["data"])
+    if "entry" in data:
+        data["entry"] = Entry.load(data["entry"])
+    if "status" in data:
+        data["status"] = Status(data["status"])
+    return RoutingEvent(wire["event"]), data
+
+
+class Cluster:
+    def __init__(
+        self,
+        config: Config,
+        store: RedisStore,
+        desk: SupportDesk,
+        switchboard: Switchboard,
+        load: Callable[[], int],
+    ) -> None:
+        self.id = f"n-{secrets.token_hex(4)}"
+        self._config = config
+        self._store = store
+        self._desk = desk
+        self._board = switchboard
+        self._load = load
+        self.nodes: dict[str, NodeInfo] = {}
+        """Live nodes as of the last heartbeat, this one included."""
+        self._tasks: list[asyncio.Task[None]] = []
+        self._replies: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._remote_channels: dict[tuple[str, str], RemoteChannel] = {}
+        """On a media node: the consoles of other nodes attached to its sessions."""
+        self._sockets: dict[str, Channel] = {}
+        """On a console's node: its sockets that joined sessions elsewhere."""
+        self._relayed: dict[str, dict[str, str]] = {}
+        """socket label -> {session: media node} for relayed sessions."""
+        switchboard.relay = self._publish_event
+        desk.console_relays.append(self._relay_console)
+
+    # lifecycle
+
+    async def start(self) -> None:
+        with contextlib.suppress(StoreUnavailable):
+            await self.beat()
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._beat_forever(), name="cluster heartbeat"),
+            loop.create_task(self._listen_forever(), name="cluster bus"),
+        ]
+        logger.info("node %s: joined the cluster at %s", self.id, self._config.origin)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for future in self._replies.values():
+            future.cancel()
+        with contextlib.suppress(StoreUnavailable):
+            await self._store.delete(f"cluster:alive:{self.id}")
+            await self._store.hdel(_NODES, self.id)
+        logger.info("node %s: left the cluster", self.id)
+
+    def me(self) -> NodeInfo:
+        return NodeInfo(
+            id=self.id,
+            url=self._config.origin,
+            load=self._load(),
+            consoles=self._desk.consoles_online(),
+            sessions=sorted(self._desk.sessions),
+        )
+
+    # heartbeat, live nodes, reaping
+
+    async def beat(self) -> None:
+        """Write this node's heartbeat; refresh the view of live nodes; reap."""
+        me = self.me()
+        timeout = self._config.node_timeout_s
+        await self._store.put(f"cluster:alive:{self.id}", me.dump(), timeout)
+        await self._store.hset(_NODES, self.id, me.dump())
+        known = await self._store.hgetall(_NODES)
+        alive: dict[str, NodeInfo] = {self.id: me}
+        for node_id, last in known.items():
+            if node_id == self.id:
+                continue
+            text = await self._store.get(f"cluster:alive:{node_id}")
+            if text is not None:
+                alive[node_id] = NodeInfo.load_from(text)
+            else:
+                await self._reap(NodeInfo.load_from(last), alive)
+        self.nodes = alive
+
+    async def _beat_forever(self) -> None:
+        every = self._config.node_timeout_s / 3
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.beat()
+            except StoreUnavailable:
+                logger.debug("node %s: heartbeat skipped, store unavailable", self.id)
+            except Exception:
+                logger.exception("node %s: heartbeat failed", self.id)
+
+    async def _reap(self, dead: NodeInfo, alive: dict[str, NodeInfo]) -> None:
+        owner = f"{self.id}-{secrets.token_hex(2)}"
+        won = await self._store.claim(f"cluster:reap:{dead.id}", owner, _REAP_CLAIM_S)
+        if won != owner:
+            return
+        logger.warning(
+            "node %s: node %s stopped beating; taking over what it held",
+            self.id,
+            dead.id,
+        )
+        router = self._board.router
+        elsewhere = {name for node in alive.values() for name in node.consoles}
+        for name in dead.consoles:
+            if name not in elsewhere:
+                await router.sign_out(name)
+        hosted = set(dead.sessions)
+        directory = await self._store.hgetall(_SESSIONS)
+        hosted |= {sid for sid, node in directory.items() if node == dead.id}
+        for entry in await router.entries():
+            if entry.session in hosted:
+                # Nobody is connected for them now: they keep their place for the
+                # grace period and get it back when they return on a live node.
+                with contextlib.suppress(NotFound):
+                    await router.disconnected(entry.id)
+        for presence in await router.technicians():
+            if presence.session in hosted and presence.status == Status.BUSY:
+                queue = presence.queues[0] if presence.queues else ""
+                if queue:
+                    await router.finish(presence.name, queue)
+        for sid in hosted:
+            await self._store.hdel_if(_SESSIONS, sid, dead.id)
+        await self._store.hdel(_NODES, dead.id)
+        logger.info(
+            "node %s: reaped node %s (%d consoles, %d sessions)",
+            self.id,
+            dead.id,
+            len(dead.consoles),
+            len(hosted),
+        )
+
+    # placement
+
+    async def home(self, session_id: str) -> NodeInfo:
+        """The node hosting this session's media, choosing one if there is none."""
+        current = await self._store.hget(_SESSIONS, session_id)
+        if current and current in self.nodes:
+            return self.nodes[current]
+        chosen = self._least_loaded()
+        if current:
+            # Its node is gone: take it over (one node wins the swap).
+            if not await self._store.hswap(_SESSIONS, session_id, current, chosen.id):
+                return await self.home(session_id)
+        else:
+            if not await self._store.hsetnx(_SESSIONS, session_id, chosen.id):
+                return await self.home(session_id)
+        logger.info("session %s: placed on node %s", session_id, chosen.id)
+        return chosen
+
+    def _least_loaded(self) -> NodeInfo:
+        nodes = dict(self.nodes)
+        nodes[self.id] = self.me()
+        return min(nodes.values(), key=lambda n: (n.load, n.id != self.id, n.id))
+
+    async def placement(self, session_id: str) -> str | None:
+        """The origin to send this session's customer to, or None for this node."""
+        home = await self.home(session_id)
+        return None if home.id == self.id else home.url
+
+    # the bus
+
+    async def send_to(self, node: str, kind: str, **fields: Any) -> None:
+        channel = _ALL if node == "*" else f"cluster:node:{node}"
+        text = json.dumps({"from": self.id, "kind": kind, **fields})
+        await self._store.publish(channel, text)
+
+    def _publish_event(self, event: RoutingEvent, data: dict[str, Any]) -> None:
+        self._spawn(self.send_to("*", "routing", **_event_wire(event, data)))
+
+    def _relay_console(self, technician: str, text: str) -> None:
+        self._spawn(self.send_to("*", "console", technician=technician, text=text))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(self._quietly(coro))
+        self._tasks.append(task)
+        task.add_done_callback(self._forget)
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._tasks.remove(task)
+
+    async def _quietly(self, coro: Any) -> None:
+        try:
+            await coro
+        except StoreUnavailable:
+            logger.debug("node %s: bus message dropped, store unavailable", self.id)
+        except Exception:
+            logger.exception("node %s: bus work failed", self.id)
+
+    async def _listen_forever(self) -> None:
+        channels = [_ALL, f"cluster:node:{self.id}"]
+        while True:
+            async for _channel, text in self._store.listen(channels):
+                try:
+                    await self._receive(json.loads(text))
+                except Exception:
+                    logger.exception("node %s: bus message failed", self.id)
+            await self._store.wait_up()
+            with contextlib.suppress(StoreUnavailable):
+                await self.beat()
+
+    async def _receive(self, message: dict[str, Any]) -> None:
+        sender = str(message.get("from", ""))
+        if sender == self.id:
+            return
+        kind = message.get("kind")
+        if kind == "routing":
+            event, data = _event_from_wire(message)
+            self._board.handle_event(event, data)
+        elif kind == "console":
+            await self._desk.tell_technician(message["technician"], message["text"])
+        elif kind == "deliver":
+            channel = self._sockets.get(message["socket"])
+            if channel is not None:
+                await channel.send(message["text"])
+        elif kind == "request":
+            self._spawn(self._answer(sender, message))
+        elif kind == "reply":
+            future = self._replies.pop(message["id"], None)
+            if future is not None and not future.done():
+                future.set_result(message)
+
+    # relayed signalling: the console's side
+
+    def is_remote(self, session_id: str) -> bool:
+        return (
+            session_id not in self._desk.sessions and session_id not in self._desk.ended
+        )
+
+    async def _request(self, node: str, op: str, **fields: Any) -> dict[str, Any]:
+        request_id = secrets.token_hex(6)
+        future: asyncio.Future[dict[str, Any]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._replies[request_id] = future
+        try:
+            await self.send_to(node, "request", id=request_id, op=op, **fields)
+            reply = await asyncio.wait_for(future, REQUEST_TIMEOUT_S)
+        except TimeoutError:
+            raise StoreUnavailable(
+                "The server holding this session does not answer."
+            ) from None
+        finally:
+            self._replies.pop(request_id, None)
+        if "error" in reply:
+            error = reply["error"]
+            raise ProtocolError(str(error["reason"]), code=str(error["code"]))
+        result: dict[str, Any] = reply.get("result", {})
+        return result
+
+    async def _media_node(self, session_id: str) -> str:
+        node = await self._store.hget(_SESSIONS, session_id)
+        if not node or node not in self.nodes:
+            raise NotFound("There is no such session.")
+        return node
+
+    async def offer(self, name: str, channel: Channel, message: Offer) -> str:
+        """A technician's offer for a session hosted on another node."""
+        node = await self._media_node(message.session)
+        relayed = self._relayed.setdefault(channel.label, {})
+        result = await self._request(
+            node,
+            "offer",
+            session=message.session,
+            name=name,
+            socket=channel.label,
+            attach=message.session not in relayed,
+            sdp=message.sdp,
+            width=message.width,
+            height=message.height,
+        )
+        relayed[message.session] = node
+        self._sockets[channel.label] = channel
+        return str(result["sdp"])
+
+    async def end(self, name: str, channel: Channel, session_id: str, why: str) -> None:
+        node = await self._media_node(session_id)
+        await self._request(node, "end", session=session_id, name=name, reason=why)
+
+    async def left(self, channel: Channel, reason: str) -> None:
+        """A console's socket closed: detach it from sessions on other nodes."""
+        self._sockets.pop(channel.label, None)
+        for session_id, node in self._relayed.pop(channel.label, {}).items():
+            with contextlib.suppress(StoreUnavailable):
+                await self.send_to(
+                    node,
+                    "request",
+                    id="",
+                    op="detach",
+                    session=session_id,
+                    socket=channel.label,
+                    reason=reason,
+                )
+
+    # relayed signalling: the media node's side
+
+    async def _answer(self, sender: str, message: dict[str, Any]) -> None:
+        reply: dict[str, Any] = {"id": message.get("id", "")}
+        try:
+            reply["result"] = await self._perform(sender, message)
+        except TaplineError as exc:
+            reply["error"] = {"code": exc.code, "reason": exc.reason}
+        if reply["id"]:
+            await self.send_to(sender, "reply", **reply)
+
+    async def _perform(self, sender: str, message: dict[str, Any]) -> dict[str, Any]:
+        session = self._desk.get(str(message["session"]))
+        op = message["op"]
+        key = (sender, str(message["socket"])) if "socket" in message else None
+        if op == "detach":
+            channel = self._remote_channels.pop(key) if key else None
+            if channel is not None:
+                await session.detach(Role.TECHNICIAN, channel, message["reason"])
+            return {}
+        if session.technician != message["name"]:
+            raise AuthError("This session is not yours.", code="forbidden")
+        if op == "end":
+            await session.end(f"ended by technician: {message['reason']}")
+            return {}
+        if op != "offer" or key is None:
+            raise ProtocolError("Unknown relayed request.", code="bad_message")
+        channel = self._remote_channels.get(key)
+        if channel is None:
+            channel = self._remote_channels[key] = RemoteChannel(self, *key)
+        if message["attach"]:
+            await session.attach(Role.TECHNICIAN, channel)
+        sdp = await session.offer(
+            Role.TECHNICIAN, message["sdp"], message["width"], message["height"]
+        )
+        return {"sdp": sdp}
+
+    def figures(self) -> dict[str, Any]:
+        """The cluster as this node sees it, for /healthz."""
+        return {
+            "node": self.id,
+            "nodes": {
+                n.id: {"url": n.url, "load": n.load} for n in self.nodes.values()
+            },
+            "store": "up" if self._store.available else "unavailable",
+        }

@@ -1,0 +1,258 @@
+"""Two Tapline nodes (server processes) on one real Redis, on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.peers import Customer, Technician, wait_for
+from tests.redis_server import RedisServer
+from tests.test_crash_recovery import ADMIN_KEY, ServerProcess
+
+pytestmark = pytest.mark.slow
+
+NODE_TIMEOUT_S = 3.0
+"""Heartbeat timeout of the test nodes (the default is 10 s), seconds."""
+
+
+class Nodes:
+    def __init__(self, tmp_path: Path, redis: RedisServer) -> None:
+        env = {
+            "TAPLINE_NODE_TIMEOUT_S": str(NODE_TIMEOUT_S),
+            "TAPLINE_WRAP_UP_S": "1",
+            "TAPLINE_REJOIN_GRACE_S": "2",
+        }
+        args = ["--redis", redis.url]
+        self.a = ServerProcess(tmp_path / "a" / "data", args, env)
+        self.b = ServerProcess(tmp_path / "b" / "data", args, env)
+        for node in (self.a, self.b):
+            node.data_dir.parent.mkdir(parents=True)
+
+    async def start(self) -> None:
+        for node in (self.a, self.b):
+            node.start()
+        await asyncio.gather(self.a.ready(), self.b.ready())
+        await wait_until(self._both_see_two, "two nodes")
+
+    async def _both_see_two(self) -> bool:
+        return await _sees(self.a, 2) and await _sees(self.b, 2)
+
+    def stop(self) -> None:
+        for node in (self.a, self.b):
+            node.stop()
+
+
+@pytest.fixture
+async def nodes(tmp_path: Path, redis_server: RedisServer) -> AsyncIterator[Nodes]:
+    # A fresh, empty Redis database per test: flush the shared server first.
+    reader, writer = await asyncio.open_connection("127.0.0.1", redis_server.port)
+    writer.write(b"FLUSHALL\r\n")
+    assert (await reader.readline()).startswith(b"+OK")
+    writer.close()
+    await writer.wait_closed()
+    both = Nodes(tmp_path, redis_server)
+    try:
+        await both.start()
+        yield both
+    finally:
+        both.stop()
+
+
+async def health(node: ServerProcess) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as http, http.get(f"{node.base}/healthz") as r:
+        found: dict[str, Any] = await r.json()
+        return found
+
+
+async def _sees(node: ServerProcess, count: int) -> bool:
+    cluster = (await health(node)).get("cluster", {})
+    return len(cluster.get("nodes", {})) == count
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 15.0
+) -> None:
+    """Poll an async condition (state, not time) until it holds."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if await check():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+async def link(node: ServerProcess, **body: Any) -> str:
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{node.base}/api/links", json=body, headers=headers) as resp,
+    ):
+        assert resp.status == 201, await resp.text()
+        return str((await resp.json())["url"])
+
+
+async def console(
+    node: ServerProcess, http: aiohttp.ClientSession, name: str, **scope: Any
+) -> Technician:
+    technician = Technician(node.base, http)
+    await technician.sign_in(await link(node, kind="login", name=name, **scope))
+    await technician.join()
+    await technician.expect("presence")
+    return technician
+
+
+async def queued(
+    node: ServerProcess, http: aiohttp.ClientSession, **scope: Any
+) -> Customer:
+    customer = Customer(node.base, http)
+    await customer.open_link(await link(node, kind="support", queue="support", **scope))
+    await customer.connect_ws()
+    await customer.send(type="join", token=customer.boot["token"])
+    await customer.expect("queue")
+    return customer
+
+
+def jar() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+
+async def test_customer_on_one_node_and_technician_on_the_other_share_media(
+    nodes: Nodes,
+) -> None:
+    async with jar() as tech_http, jar() as http:
+        technician = await console(nodes.b, tech_http, "tech-b")
+        customer = await queued(nodes.a, http)
+        try:
+            assert customer.base == nodes.a.base  # A was the least loaded
+            session = customer.boot["session"]
+            offer = await technician.expect("offered", session=session)
+            await technician.send(type="accept", entry=offer["entry"])
+            await technician.expect("session", session=session, state="waiting")
+
+            customer.pc.addTransceiver(customer.camera, direction="sendonly")
+            customer.pc.addTransceiver("audio", direction="recvonly")
+            await customer.negotiate(session, width=640, height=480)
+            await technician.take(session)  # relayed by B to A over the bus
+            await customer.expect("session", state="live", timeout_s=15)
+            await technician.expect("session", session=session, state="live")
+            await wait_for(lambda: technician.video.colours["red"] >= 3, 15, "frames")
+            assert customer.audio_frames > 0 or technician.audio_frames > 0
+
+            await technician.send(type="end", session=session, reason="fixed")
+            await customer.expect("ended", session=session)
+            await technician.expect("ended", session=session)
+            await wait_until(lambda: _sessions_are(nodes.a, 0), "session closed")
+        finally:
+            await customer.close()
+            await technician.close()
+
+
+async def test_queue_order_holds_across_nodes(nodes: Nodes) -> None:
+    async with jar() as h1, jar() as h2, jar() as h3, jar() as tech_http:
+        first = await queued(nodes.a, h1)
+        second = await queued(nodes.b, h2)
+        urgent = await queued(nodes.a, h3, priority=5)
+        customers = [first, second, urgent]
+        technician: Technician | None = None
+        try:
+            await urgent.expect("queue", position=1)
+            await first.expect("queue", position=2)
+            await second.expect("queue", position=3)
+            technician = await console(nodes.b, tech_http, "tech-b")
+            offer = await technician.expect("offered")
+            assert offer["session"] == urgent.boot["session"]
+            await technician.send(type="accept", entry=offer["entry"])
+            await first.expect("queue", position=1)
+            await second.expect("queue", position=2)
+        finally:
+            for customer in customers:
+                await customer.close()
+            if technician is not None:
+                await technician.close()
+
+
+async def test_dead_node_loses_no_one(nodes: Nodes) -> None:
+    async with jar() as http, jar() as http_b, jar() as http_a, jar() as idle:
+        # Load A a little, so that the customer's session is placed on B.
+        sockets = [await idle.ws_connect(f"{nodes.a.base}/ws") for _ in range(3)]
+        tech_b = await console(nodes.b, http_b, "tech-b", skills={"lang:fr": 3})
+        tech_a = await console(nodes.a, http_a, "tech-a", skills={"lang:en": 3})
+        await tech_a.send(type="status", status="away", ref="away")
+        await tech_a.expect("ok", ref="away")
+        await wait_until(lambda: _load_seen_by(nodes.b, nodes.a, 4), "A's load")
+
+        url = await link(
+            nodes.b, kind="support", queue="support", skills={"lang:en": 1}
+        )
+        customer = Customer(nodes.b.base, http)
+        again = Customer(nodes.a.base, http)
+        try:
+            await customer.open_link(url)
+            assert customer.base == nodes.b.base
+            await customer.connect_ws()
+            await customer.send(type="join", token=customer.boot["token"])
+            await customer.expect("queue", position=1)
+            session = customer.boot["session"]
+            assert await _technicians(nodes.a) == {
+                "tech-a": "away",
+                "tech-b": "available",
+            }
+
+            killed_at = time.monotonic()
+            assert nodes.b.kill(signal.SIGKILL) == -signal.SIGKILL
+            await wait_until(
+                lambda: _technicians_are(nodes.a, {"tech-a": "away"}),
+                "tech-b offline",
+                timeout_s=NODE_TIMEOUT_S * 3,
+            )
+            assert time.monotonic() - killed_at < NODE_TIMEOUT_S * 3
+
+            # The customer's page comes back through the load balancer, to A.
+            await again.open_link(url.replace(nodes.b.base, nodes.a.base))
+            assert again.base == nodes.a.base
+            assert again.boot["session"] == session
+            await again.connect_ws()
+            await again.send(type="join", token=again.boot["token"])
+            await again.expect("queue", position=1)
+            await tech_a.send(type="status", status="available")
+            offer = await tech_a.expect("offered", session=session)
+            await tech_a.send(type="accept", entry=offer["entry"])
+            await tech_a.expect("session", session=session, state="waiting")
+            await again.expect("session", state="waiting")
+        finally:
+            for socket in sockets:
+                await socket.close()
+            for client in (customer, again, tech_a, tech_b):
+                await client.close()
+
+
+async def _sessions_are(node: ServerProcess, count: int) -> bool:
+    return bool((await health(node))["sessions"] == count)
+
+
+async def _technicians(node: ServerProcess) -> dict[str, str]:
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{node.base}/api/routing", headers=headers) as resp,
+    ):
+        body = await resp.json()
+    return {t["name"]: t["status"] for t in body["technicians"]}
+
+
+async def _technicians_are(node: ServerProcess, expected: dict[str, str]) -> bool:
+    return await _technicians(node) == expected
+
+
+async def _load_seen_by(viewer: ServerProcess, node: ServerProcess, load: int) -> bool:
+    seen = (await health(viewer))["cluster"]["nodes"]
+    mine = (await health(node))["cluster"]["node"]
+    return bool(mine in seen and seen[mine]["load"] >= load)
