@@ -119,7 +119,8 @@ class Switchboard:
 
     async def customer_left(self, session: SupportSession) -> None:
         if session.state == SessionState.QUEUED:
-            with contextlib.suppress(NotFound):
+            # During a store outage (logged once by the store) the place is kept.
+            with contextlib.suppress(NotFound, StoreUnavailable):
                 await self.router.disconnected(session.id)
 
     async def tell_position(self, session: SupportSession) -> None:
@@ -160,7 +161,8 @@ class Switchboard:
 
     async def console_left(self, name: str) -> None:
         if name not in self._desk.consoles_online():
-            await self.router.sign_out(name)
+            with contextlib.suppress(StoreUnavailable):
+                await self.router.sign_out(name)
 
     async def set_status(self, name: str, status: str) -> None:
         try:
@@ -331,8 +333,8 @@ class Switchboard:
     async def _after_session(self, session: SupportSession) -> None:
         if not session.queue:
             return
-        with contextlib.suppress(NotFound):
+        with contextlib.suppress(NotFound, StoreUnavailable):
             await self.router.leave(session.id, session.end_reason)
         if session.technician and session.was_live:
-            with contextlib.suppress(NotFound):
+            with contextlib.suppress(NotFound, StoreUnavailable):
                 await self.router.finish(session.technician, session.queue)

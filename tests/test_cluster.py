@@ -256,3 +256,82 @@ async def _load_seen_by(viewer: ServerProcess, node: ServerProcess, load: int) -
     seen = (await health(viewer))["cluster"]["nodes"]
     mine = (await health(node))["cluster"]["node"]
     return bool(mine in seen and seen[mine]["load"] >= load)
+
+
+@pytest.fixture
+async def own_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    """A redis-server of this test's own, to stop and start."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+async def _status(url: str) -> tuple[int, dict[str, Any]]:
+    headers = {"Accept": "application/json"}
+    async with aiohttp.ClientSession() as http, http.get(url, headers=headers) as r:
+        body: dict[str, Any] = await r.json()
+        return r.status, body
+
+
+async def test_redis_outage_keeps_sessions_and_refuses_new_joins_clearly(
+    tmp_path: Path, own_redis: RedisServer
+) -> None:
+    node = ServerProcess(tmp_path / "data", ["--redis", own_redis.url])
+    node.data_dir.parent.mkdir(parents=True, exist_ok=True)
+    node.start()
+    try:
+        await node.ready()
+        async with jar() as http, jar() as tech_http:
+            technician = await console(node, tech_http, "tech-1")
+            customer = Customer(node.base, http, colour="green")
+            waiting = Customer(node.base, http)
+            try:
+                session = await customer.join(
+                    await link(node, kind="direct", technician="tech-1")
+                )
+                await technician.expect("session", session=session)
+                await technician.take(session)
+                await customer.expect("session", state="live", timeout_s=15)
+                # Someone opened a link before the outage and joins during it.
+                await waiting.open_link(
+                    await link(node, kind="direct", technician="tech-1")
+                )
+                later = await link(node, kind="direct", technician="tech-1")
+
+                own_redis.stop()
+                status, body = await _status(later)
+                assert (status, body["code"]) == (503, "unavailable")
+                await waiting.connect_ws()
+                await waiting.send(type="join", token=waiting.boot["token"], ref="j")
+                refused = await waiting.expect("error", ref="j")
+                assert refused["code"] == "unavailable"
+                assert refused["reason"]
+
+                # The live session keeps its media through the outage.
+                before = technician.video.frames
+                await wait_for(
+                    lambda: technician.video.frames >= before + 30, 10, "frames"
+                )
+                assert customer.last("ended") is None
+
+                own_redis.start()
+                await wait_until(lambda: _opens(later), "joins work again", 15)
+                await wait_for(
+                    lambda: technician.video.frames >= before + 60, 10, "frames"
+                )
+                assert customer.last("ended") is None
+            finally:
+                for client in (customer, waiting, technician):
+                    await client.close()
+    finally:
+        node.stop()
+    log = node.log.read_text()
+    assert log.count("unreachable") == 1, log
+    assert log.count("back after") == 1, log
+    assert "Traceback" not in log, log
+
+
+async def _opens(url: str) -> bool:
+    status, _ = await _status(url)
+    return status == 200

@@ -18,8 +18,12 @@ from tests.redis_server import RedisServer
 
 
 @pytest.fixture
-def store(make_store: StoreMaker) -> Store:
-    return make_store(time.monotonic)
+async def store(make_store: StoreMaker) -> Store:
+    made = make_store(time.monotonic)
+    # Open the connections first, so that the concurrent calls below really
+    # overlap (otherwise the first finishes while the others still connect).
+    await asyncio.gather(*(made.get("warm-up") for _ in range(20)))
+    return made
 
 
 async def test_claim_is_won_once_and_then_reports_the_holder(store: Store) -> None:
