@@ -48,9 +48,9 @@ from server.errors import (
     TaplineError,
 )
 from server.messages import Offer
-from server.routing import Entry, RoutingEvent, Status
+from server.routing import Entry, Presence, RoutingEvent, Status
 from server.store.redis import RedisStore
-from server.support import Channel, Role, SupportDesk
+from server.support import Channel, Role, SessionState, SupportDesk
 from server.switchboard import Switchboard
 
 __all__ = ["Cluster", "NodeInfo"]
@@ -144,8 +144,13 @@ class Cluster:
         """On a console's node: its sockets that joined sessions elsewhere."""
         self._relayed: dict[str, dict[str, str]] = {}
         """socket label -> {session: media node} for relayed sessions."""
+        self._presence: dict[str, Presence] = {}
+        self._entries: dict[str, Entry] = {}
+        """What this node's people hold in routing, to put back if Redis lost it."""
+        self._remembering = False
         switchboard.relay = self._publish_event
         desk.console_relays.append(self._relay_console)
+        store.up_listeners.append(lambda: self._spawn(self.restore()))
 
     # lifecycle
 
@@ -198,6 +203,59 @@ class Cluster:
             else:
                 await self._reap(NodeInfo.load_from(last), alive)
         self.nodes = alive
+        await self._remember()
+
+    async def _remember(self) -> None:
+        """Note the routing records of this node's consoles and queued customers
+        (after every heartbeat and routing event)."""
+        self._remembering = False
+        router = self._board.router
+        online = set(self._desk.consoles_online())
+        self._presence = {n: p for n, p in self._presence.items() if n in online}
+        for name in online:
+            presence = await router.presence(name)
+            if presence is not None:
+                self._presence[name] = presence
+        queued = {
+            sid
+            for sid, session in self._desk.sessions.items()
+            if session.state == SessionState.QUEUED
+        }
+        self._entries = {s: e for s, e in self._entries.items() if s in queued}
+        for sid in queued:
+            with contextlib.suppress(NotFound):
+                self._entries[sid] = await router.entry(sid)
+
+    async def restore(self) -> None:
+        """Redis is back: put back what it lost of this node's people (a Redis
+        restarted without persistence is empty), keeping each customer's place."""
+        router = self._board.router
+        await self.beat()
+        online = set(self._desk.consoles_online())
+        for name, held in self._presence.items():
+            if name in online and await router.presence(name) is None:
+                status = (
+                    Status.AVAILABLE if held.status == Status.WRAP_UP else held.status
+                )
+                await router.sign_in(
+                    name,
+                    queues=held.queues,
+                    skills=held.skills,
+                    auto_answer=held.auto_answer,
+                    status=status,
+                )
+        for sid, entry in self._entries.items():
+            session = self._desk.sessions.get(sid)
+            if session is None or session.state != SessionState.QUEUED:
+                continue
+            try:
+                await router.entry(sid)
+            except NotFound:
+                # `transfer` writes the entry back with its first enqueue time.
+                await router.transfer(entry, entry.queue)
+        logger.info(
+            "node %s: routing records checked after the store came back", self.id
+        )
 
     async def _beat_forever(self) -> None:
         every = self._config.node_timeout_s / 3
@@ -278,6 +336,16 @@ class Cluster:
         home = await self.home(session_id)
         return None if home.id == self.id else home.url
 
+    async def host(self, session_id: str) -> None:
+        """A customer joins here: refuse if the session's media is elsewhere."""
+        home = await self.home(session_id)
+        if home.id != self.id:
+            raise ProtocolError(
+                "This session is served by another server. Reload the page.",
+                code="moved",
+                url=home.url,
+            )
+
     # the bus
 
     async def send_to(self, node: str, kind: str, **fields: Any) -> None:
@@ -287,6 +355,12 @@ class Cluster:
 
     def _publish_event(self, event: RoutingEvent, data: dict[str, Any]) -> None:
         self._spawn(self.send_to("*", "routing", **_event_wire(event, data)))
+        self._remember_soon()
+
+    def _remember_soon(self) -> None:
+        if not self._remembering:
+            self._remembering = True
+            self._spawn(self._remember())
 
     def _relay_console(self, technician: str, text: str) -> None:
         self._spawn(self.send_to("*", "console", technician=technician, text=text))
@@ -328,6 +402,7 @@ class Cluster:
         if kind == "routing":
             event, data = _event_from_wire(message)
             self._board.handle_event(event, data)
+            self._remember_soon()
         elif kind == "console":
             await self._desk.tell_technician(message["technician"], message["text"])
         elif kind == "deliver":

@@ -76,6 +76,9 @@ class RemoteSessions(Protocol):
 
     def is_remote(self, session_id: str) -> bool: ...
 
+    async def host(self, session_id: str) -> None:
+        """Refuse (`moved`) a session whose media lives on another node."""
+
     async def offer(self, name: str, channel: Channel, message: Offer) -> str: ...
 
     async def end(
@@ -227,6 +230,8 @@ class Signalling:
             raise ProtocolError("Already joined.", code="wrong_state")
         if msg.token:
             grant = await self._signer.check(msg.token, Kind.PARTICIPANT)
+            if self.remote is not None:
+                await self.remote.host(grant.get("sid"))
             session = self._desk.open(
                 grant.get("sid"),
                 technician=grant.get("tech"),

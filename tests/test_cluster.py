@@ -166,6 +166,17 @@ async def test_queue_order_holds_across_nodes(nodes: Nodes) -> None:
             await urgent.expect("queue", position=1)
             await first.expect("queue", position=2)
             await second.expect("queue", position=3)
+            # A customer whose session lives on A cannot join it on B.
+            elsewhere = Customer(nodes.b.base, h1)
+            customers.append(elsewhere)
+            home, other = (
+                (nodes.a, nodes.b) if first.base == nodes.a.base else (nodes.b, nodes.a)
+            )
+            elsewhere.base = other.base
+            await elsewhere.connect_ws()
+            await elsewhere.send(type="join", token=first.boot["token"], ref="j")
+            assert (await elsewhere.expect("error", ref="j"))["code"] == "moved"
+            assert home.base == first.base
             technician = await console(nodes.b, tech_http, "tech-b")
             offer = await technician.expect("offered")
             assert offer["session"] == urgent.boot["session"]
@@ -282,8 +293,11 @@ async def test_redis_outage_keeps_sessions_and_refuses_new_joins_clearly(
     node.start()
     try:
         await node.ready()
-        async with jar() as http, jar() as tech_http:
+        async with jar() as http, jar() as tech_http, jar() as queue_http:
             technician = await console(node, tech_http, "tech-1")
+            await technician.send(type="status", status="away", ref="away")
+            await technician.expect("ok", ref="away")
+            in_line = await queued(node, queue_http)
             customer = Customer(node.base, http, colour="green")
             waiting = Customer(node.base, http)
             try:
@@ -321,8 +335,16 @@ async def test_redis_outage_keeps_sessions_and_refuses_new_joins_clearly(
                     lambda: technician.video.frames >= before + 60, 10, "frames"
                 )
                 assert customer.last("ended") is None
+                # The restarted Redis was empty: the node put back its technician's
+                # presence and its queued customer's place.
+                await wait_until(
+                    lambda: _technicians_are(node, {"tech-1": "away"}), "presence"
+                )
+                await technician.send(type="status", status="available")
+                offer = await technician.expect("offered")
+                assert offer["session"] == in_line.boot["session"]
             finally:
-                for client in (customer, waiting, technician):
+                for client in (customer, waiting, technician, in_line):
                     await client.close()
     finally:
         node.stop()
