@@ -35,6 +35,7 @@ import contextlib
 import json
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -47,7 +48,7 @@ from server.errors import (
     StoreUnavailable,
     TaplineError,
 )
-from server.messages import Offer
+from server.messages import Offer, Type, encode
 from server.routing import Entry, Presence, RoutingEvent, Status
 from server.store.redis import RedisStore
 from server.support import Channel, Role, SessionState, SupportDesk
@@ -144,6 +145,8 @@ class Cluster:
         """On a console's node: its sockets that joined sessions elsewhere."""
         self._relayed: dict[str, dict[str, str]] = {}
         """socket label -> {session: media node} for relayed sessions."""
+        self._reap_after = 0.0
+        """No reaping before this (monotonic): after an outage, others beat first."""
         self._presence: dict[str, Presence] = {}
         self._entries: dict[str, Entry] = {}
         """What this node's people hold in routing, to put back if Redis lost it."""
@@ -200,7 +203,7 @@ class Cluster:
             text = await self._store.get(f"cluster:alive:{node_id}")
             if text is not None:
                 alive[node_id] = NodeInfo.load_from(text)
-            else:
+            elif time.monotonic() >= self._reap_after:
                 await self._reap(NodeInfo.load_from(last), alive)
         self.nodes = alive
         await self._remember()
@@ -230,6 +233,9 @@ class Cluster:
         """Redis is back: put back what it lost of this node's people (a Redis
         restarted without persistence is empty), keeping each customer's place."""
         router = self._board.router
+        # Every node's heartbeat lapsed during the outage: give the others one
+        # timeout to beat again before taking anyone for dead.
+        self._reap_after = time.monotonic() + self._config.node_timeout_s
         await self.beat()
         online = set(self._desk.consoles_online())
         for name, held in self._presence.items():
@@ -294,9 +300,15 @@ class Cluster:
                     await router.disconnected(entry.id)
         for presence in await router.technicians():
             if presence.session in hosted and presence.status == Status.BUSY:
-                queue = presence.queues[0] if presence.queues else ""
-                if queue:
-                    await router.finish(presence.name, queue)
+                text = encode(
+                    Type.ENDED,
+                    session=presence.session,
+                    reason="the server hosting this session stopped",
+                )
+                await self._desk.tell_technician(presence.name, text)
+                self._relay_console(presence.name, text)
+                if presence.queues:
+                    await router.finish(presence.name, presence.queues[0])
         for sid in hosted:
             await self._store.hdel_if(_SESSIONS, sid, dead.id)
         await self._store.hdel(_NODES, dead.id)
