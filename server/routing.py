@@ -53,6 +53,10 @@ _PRESENCE = "routing:presence"
 _LOG_KEEP = 20_000
 """Routing events kept per queue for the figures."""
 _RECENT_S = 30 * 60.0
+_AHT_FRESH_S = 1.0
+"""The recent average handle time behind wait estimates is re-read from the event
+log at most this often per queue, seconds (the log holds up to `_LOG_KEEP` events;
+reading it for every customer's place made each place O(log))."""
 
 
 class Status(enum.StrEnum):
@@ -180,6 +184,8 @@ class Router:
         self._clock = clock
         self.queues = {q.name: q for q in queues}
         self._listeners: list[Listener] = []
+        self._aht: dict[str, tuple[float, float | None]] = {}
+        """queue -> (read at, recent average handle time)."""
 
     def clock(self) -> float:
         return self._clock()
@@ -336,8 +342,12 @@ class Router:
         return place, await self.estimated_wait(entry.queue, place)
 
     async def estimated_wait(self, queue: str, place: int) -> float | None:
-        figures = await self._handle_figures(queue, self._clock() - _RECENT_S)
-        aht = figures.get("aht_s")
+        now = self._clock()
+        read_at, aht = self._aht.get(queue, (-_AHT_FRESH_S, None))
+        if not 0 <= now - read_at < _AHT_FRESH_S:
+            figures = await self._handle_figures(queue, now - _RECENT_S)
+            aht = figures.get("aht_s")
+            self._aht[queue] = (now, aht)
         staffed = sum(
             1
             for p in await self.technicians()
@@ -457,6 +467,7 @@ class Router:
         current = await self.presence(name)
         if current is not None and current.answered_at:
             await self._log(queue, "handled", handle_s=now - current.answered_at)
+            self._aht.pop(queue, None)
 
         def change(p: Presence) -> Presence:
             p.status, p.since, p.session, p.answered_at = Status.WRAP_UP, now, "", 0.0
