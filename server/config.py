@@ -151,6 +151,8 @@ class Config:
             value = getattr(self, f.name)
             if f.name in ("secret", "admin_key"):
                 value = "***" if value else ""
+            elif f.name == "redis_url":
+                value = _without_password(value)
             elif isinstance(value, Path):
                 value = str(value)
             out[f.name] = value
@@ -170,6 +172,16 @@ class Config:
                 continue
             changes[f.name] = _parse(f.name, f.type, raw)
         return cls(**changes)
+
+
+def _without_password(url: str) -> str:
+    """A Redis URL with its password (if any) starred."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not sep or not at:
+        return url
+    user, colon, _ = credentials.partition(":")
+    return f"{scheme}://{user}{colon and ':***'}@{host}"
 
 
 def _parse(name: str, kind: Any, raw: str) -> Any:

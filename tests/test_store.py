@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from server.app import build_node
 from server.errors import StoreUnavailable
-from server.store import Store
+from server.store import MemoryStore, Store
 from server.store.redis import RedisStore
-from tests.conftest import StoreMaker
+from tests.conftest import StoreMaker, node_config
 from tests.peers import wait_for
 from tests.redis_server import RedisServer
 
@@ -113,3 +114,9 @@ async def test_outage_gives_a_typed_error_and_the_store_comes_back(
     outage_lines = [r for r in caplog.records if "unreachable" in r.getMessage()]
     assert len(outage_lines) == 1
     assert any("back after" in r.getMessage() for r in caplog.records)
+
+
+def test_without_redis_a_node_keeps_its_state_in_memory(tmp_path: Path) -> None:
+    node = build_node(node_config(tmp_path / "data"))
+    assert isinstance(node.store, MemoryStore)
+    assert node.cluster is None
