@@ -8,7 +8,8 @@ For each store:
 - joins: customers open a support link and join its queue over a websocket until
   they get their place, then leave; W at a time, J in all;
 - queue ops: in this process, a Router over the same kind of store: enqueue, read
-  the place, leave, as fast as one task can.
+  the place, leave, as fast as one task can; and the naive way, where every place
+  re-reads the queue's whole event log for its wait estimate.
 
 Run from the repository root (redis-server from `scripts/install --test`):
 
@@ -58,13 +59,11 @@ class Node:
         if redis_url:
             args += ["--redis", redis_url]
         env = {**os.environ, "TAPLINE_SECRET": SECRET, "TAPLINE_MAX_SESSIONS": "5000"}
-        self.proc = subprocess.Popen(
-            args,
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        self.log = data_dir.parent / f"{data_dir.name}.log"
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
 
     async def ready(self, http: aiohttp.ClientSession) -> None:
         deadline = time.monotonic() + 30
@@ -87,6 +86,11 @@ class Node:
             self.proc.wait()
 
 
+async def _drain(ws: aiohttp.ClientWebSocketResponse) -> None:
+    async for _ in ws:
+        pass
+
+
 async def idle_sockets(node: Node, count: int) -> dict[str, float]:
     """Open `count` websockets and hold them; the node's memory per socket."""
     connector = aiohttp.TCPConnector(limit=0)
@@ -94,12 +98,18 @@ async def idle_sockets(node: Node, count: int) -> dict[str, float]:
         await asyncio.sleep(0.5)  # let the node settle after start
         before = _rss_kib(node.proc.pid)
         sockets: list[aiohttp.ClientWebSocketResponse] = []
+        readers: list[asyncio.Task[None]] = []
         started = time.monotonic()
         for start in range(0, count, 100):
-            batch = min(100, count - start)
-            sockets += await asyncio.gather(
-                *(http.ws_connect(f"{node.base}/ws") for _ in range(batch))
+            batch = await asyncio.gather(
+                *(
+                    http.ws_connect(f"{node.base}/ws")
+                    for _ in range(min(100, count - start))
+                )
             )
+            # Read every socket, as a browser does, so that pings get their pongs.
+            readers += [asyncio.create_task(_drain(ws)) for ws in batch]
+            sockets += batch
         opened_s = time.monotonic() - started
         await asyncio.sleep(1.0)  # let allocations settle before reading memory
         after = _rss_kib(node.proc.pid)
@@ -111,6 +121,7 @@ async def idle_sockets(node: Node, count: int) -> dict[str, float]:
             if line.startswith("tapline_websockets ")
         )
         await asyncio.gather(*(ws.close() for ws in sockets))
+        await asyncio.gather(*readers)
     return {
         "held": held,
         "open_per_s": count / opened_s,
@@ -157,9 +168,26 @@ async def joins(node: Node, total: int, workers: int) -> dict[str, float]:
     }
 
 
-async def queue_ops(store: Store, rounds: int) -> float:
+async def reads(store: Store, count: int) -> float:
+    """Single-key reads per second, one task: the store's round trip."""
+    started = time.monotonic()
+    for _ in range(count):
+        await store.get("bench-read")
+    return count / (time.monotonic() - started)
+
+
+class EveryTimeRouter(Router):
+    """The naive way: every place re-reads the whole event log for its estimate."""
+
+    async def _wait_per_place(self, queue: str) -> float | None:
+        self._aht.clear()
+        return await super()._wait_per_place(queue)
+
+
+async def queue_ops(store: Store, rounds: int, naive: bool = False) -> float:
     """Router operations per second over `store`: enqueue, place, leave."""
-    router = Router(store, [QueueSettings("support")])
+    kind = EveryTimeRouter if naive else Router
+    router = kind(store, [QueueSettings("support")])
     started = time.monotonic()
     for i in range(rounds):
         entry = await router.enqueue("support", customer=f"c{i}", session=f"s{i}")
@@ -181,14 +209,25 @@ async def run(idle: int, total: int, workers: int, rounds: int) -> None:
                         await node.ready(http)
                     row: dict[str, Any] = await idle_sockets(node, idle)
                     row |= await joins(node, total, workers)
+                except Exception:
+                    print(node.log.read_text()[-4000:], file=sys.stderr)
+                    raise
                 finally:
                     node.stop()
-                store: Store
-                if url:
-                    store = RedisStore(url, prefix=f"bench-{secrets.token_hex(3)}:")
-                else:
-                    store = MemoryStore()
+                store: Store = (
+                    RedisStore(url, prefix=f"bench-{secrets.token_hex(3)}:")
+                    if url
+                    else MemoryStore()
+                )
+                row["reads_per_s"] = await reads(store, 20 * rounds)
                 row["queue_ops_per_s"] = await queue_ops(store, rounds)
+                await store.close()
+                store = (
+                    RedisStore(url, prefix=f"bench-{secrets.token_hex(3)}:")
+                    if url
+                    else MemoryStore()
+                )
+                row["naive_ops_per_s"] = await queue_ops(store, rounds, naive=True)
                 await store.close()
                 rows[label] = row
                 print(f"{label}: done", file=sys.stderr)
@@ -211,7 +250,9 @@ def print_table(
         ("queue joins per second (link + join + leave)", "joins_per_s", "{:.0f}"),
         ("join p50, ms", "join_p50_ms", "{:.1f}"),
         ("join p95, ms", "join_p95_ms", "{:.1f}"),
+        ("store reads per second (one task)", "reads_per_s", "{:.0f}"),
         ("routing ops per second (one task)", "queue_ops_per_s", "{:.0f}"),
+        ("same, event log re-read per place (naive)", "naive_ops_per_s", "{:.0f}"),
     ]
     memory, redis = rows["memory"], rows["redis"]
     for title, key, fmt in names:

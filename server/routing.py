@@ -341,7 +341,18 @@ class Router:
         place = next(i for i, e in enumerate(ahead, 1) if e.id == entry.id)
         return place, await self.estimated_wait(entry.queue, place)
 
+    async def positions(self, queue: str) -> dict[str, tuple[int, float | None]]:
+        """Every waiting entry's place and estimated wait, read at once."""
+        per_place = await self._wait_per_place(queue)
+        return {
+            entry.id: (place, _wait(place, per_place))
+            for place, entry in enumerate(await self.entries(queue), 1)
+        }
+
     async def estimated_wait(self, queue: str, place: int) -> float | None:
+        return _wait(place, await self._wait_per_place(queue))
+
+    async def _wait_per_place(self, queue: str) -> float | None:
         now = self._clock()
         read_at, aht = self._aht.get(queue, (-_AHT_FRESH_S, None))
         if not 0 <= now - read_at < _AHT_FRESH_S:
@@ -355,7 +366,7 @@ class Router:
         )
         if aht is None or staffed == 0:
             return None
-        return round(place * aht / staffed, 1)
+        return aht / staffed
 
     # technicians
 
@@ -633,6 +644,10 @@ class Router:
             events = await self._events(queue, since)
             out[label] = _period_figures(events, settings.target_answer_s)
         return out
+
+
+def _wait(place: int, per_place: float | None) -> float | None:
+    return None if per_place is None else round(place * per_place, 1)
 
 
 def _period_figures(events: list[dict[str, Any]], target_s: float) -> dict[str, Any]:

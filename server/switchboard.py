@@ -128,6 +128,11 @@ class Switchboard:
             place, wait = await self.router.position(session.id)
         except NotFound:
             return
+        await self._tell_place(session, place, wait)
+
+    async def _tell_place(
+        self, session: SupportSession, place: int, wait: float | None
+    ) -> None:
         await session.tell_customer(
             encode(
                 Type.QUEUE,
@@ -317,9 +322,10 @@ class Switchboard:
             await self.tell_presence(data["technician"])
         elif event == RoutingEvent.QUEUE:
             queue = data["queue"]
+            places = await self.router.positions(queue)  # one read for everyone
             for session in list(self._desk.sessions.values()):
-                if session.queue == queue and session.state == SessionState.QUEUED:
-                    await self.tell_position(session)
+                if session.state == SessionState.QUEUED and session.id in places:
+                    await self._tell_place(session, *places[session.id])
             for name in self._desk.consoles_online():
                 await self.tell_queues(name)
         elif event == RoutingEvent.ABANDONED:
