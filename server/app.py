@@ -98,6 +98,7 @@ def build_node(config: Config) -> Node:
             desk,
             switchboard,
             load=lambda: len(desk.sessions) + len(signalling.sockets),
+            rooms=lambda: sorted(rooms.rooms),
         )
         signalling.remote = cluster
     return Node(
@@ -185,6 +186,7 @@ def create_app(config: Config) -> web.Application:
     )
     if node.cluster is not None:
         pages.placement = node.cluster.placement
+        pages.room_placement = node.cluster.room_origin
         api.cluster_figures = node.cluster.figures
     app.add_routes(api.routes())
     app.add_routes([web.get("/ws", node.signalling.handle)])

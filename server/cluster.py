@@ -21,11 +21,14 @@ node held.
 - **Bus.** Redis pub/sub: `cluster:all` carries routing events (each node tells its
   own consoles and queued customers) and console messages; `cluster:node:<id>`
   carries requests, replies and deliveries for one node.
+- **Rooms.** A demo room lives on the node its studio opened it on; heartbeats list
+  them, and a room link opened elsewhere is redirected there.
 - **Node death.** A node whose heartbeat lapsed is reaped by exactly one survivor
   (a claim): technicians whose only consoles were there are signed out (their
   offers go back to the queue), customers waiting there keep their place for the
   queue grace and get it back when they return on another node, technicians busy
-  with a session there go to wrap-up, and its directory entries are dropped.
+  with a session there go to wrap-up, its rooms are marked ended with the reason,
+  and its directory entries are dropped.
 """
 
 from __future__ import annotations
@@ -76,6 +79,7 @@ class NodeInfo:
     load: int = 0
     consoles: list[str] = field(default_factory=list)
     sessions: list[str] = field(default_factory=list)
+    rooms: list[str] = field(default_factory=list)
 
     def dump(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -128,6 +132,7 @@ class Cluster:
         desk: SupportDesk,
         switchboard: Switchboard,
         load: Callable[[], int],
+        rooms: Callable[[], list[str]] = list,
     ) -> None:
         self.id = f"n-{secrets.token_hex(4)}"
         self._config = config
@@ -135,6 +140,7 @@ class Cluster:
         self._desk = desk
         self._board = switchboard
         self._load = load
+        self._rooms = rooms
         self.nodes: dict[str, NodeInfo] = {}
         """Live nodes as of the last heartbeat, this one included."""
         self._tasks: list[asyncio.Task[None]] = []
@@ -185,6 +191,7 @@ class Cluster:
             load=self._load(),
             consoles=self._desk.consoles_online(),
             sessions=sorted(self._desk.sessions),
+            rooms=self._rooms(),
         )
 
     # heartbeat, live nodes, reaping
@@ -311,13 +318,20 @@ class Cluster:
                     await router.finish(presence.name, presence.queues[0])
         for sid in hosted:
             await self._store.hdel_if(_SESSIONS, sid, dead.id)
+        for room in dead.rooms:
+            await self._store.put(
+                f"cluster:room-ended:{room}",
+                "its server stopped",
+                self._config.demo_link_ttl_s,
+            )
         await self._store.hdel(_NODES, dead.id)
         logger.info(
-            "node %s: reaped node %s (%d consoles, %d sessions)",
+            "node %s: reaped node %s (%d consoles, %d sessions, %d rooms)",
             self.id,
             dead.id,
             len(dead.consoles),
             len(hosted),
+            len(dead.rooms),
         )
 
     # placement
@@ -347,6 +361,17 @@ class Cluster:
         """The origin to send this session's customer to, or None for this node."""
         home = await self.home(session_id)
         return None if home.id == self.id else home.url
+
+    async def room_origin(self, room_id: str) -> str | None:
+        """The origin of the live node hosting this demo room, or None if none
+        does; a room whose node died is ended (NotFound with the reason)."""
+        for node in self.nodes.values():
+            if node.id != self.id and room_id in node.rooms:
+                return node.url
+        reason = await self._store.get(f"cluster:room-ended:{room_id}")
+        if reason is not None:
+            raise NotFound(f"This demo has ended: {reason}.", code="ended")
+        return None
 
     async def host(self, session_id: str) -> None:
         """A customer joins here: refuse if the session's media is elsewhere."""
@@ -542,7 +567,8 @@ class Cluster:
         return {
             "node": self.id,
             "nodes": {
-                n.id: {"url": n.url, "load": n.load} for n in self.nodes.values()
+                n.id: {"url": n.url, "load": n.load, "rooms": len(n.rooms)}
+                for n in self.nodes.values()
             },
             "store": "up" if self._store.available else "unavailable",
         }

@@ -119,6 +119,8 @@ class Pages:
         self.placement: Callable[[str], Awaitable[str | None]] | None = None
         """Set with Redis: the origin of the node a session's media lives on, or
         None when it is this node."""
+        self.room_placement: Callable[[str], Awaitable[str | None]] | None = None
+        """Set with Redis: the origin of the node hosting a demo room not here."""
 
     def routes(self) -> list[web.AbstractRouteDef]:
         return [
@@ -261,6 +263,12 @@ class Pages:
     ) -> web.StreamResponse:
         """A viewer (demo link) or a phone camera (camera link) of a room."""
         assert self._rooms is not None
+        if grant.get("room") not in self._rooms.rooms and self.room_placement:
+            origin = await self.room_placement(grant.get("room"))
+            if origin is not None:
+                return web.Response(
+                    status=307, headers={"Location": origin + request.path_qs}
+                )
         room = self._rooms.get(grant.get("room"))
         ttl = max(60.0, grant.expires_at - self._signer.now())
         ice = [{"urls": url} for url in self._config.ice_servers]

@@ -200,6 +200,20 @@ async def test_dead_node_loses_no_one(nodes: Nodes) -> None:
         await tech_a.expect("ok", ref="away")
         await wait_until(lambda: _load_seen_by(nodes.b, nodes.a, 4), "A's load")
 
+        # A presenter opens a demo room on B; its link works from A too.
+        presenter = Technician(nodes.b.base, http_b)
+        await presenter.sign_in(
+            await link(nodes.b, kind="login", name="p", role="presenter")
+        )
+        await presenter.connect_ws()
+        await presenter.send(type="studio", title="Kettles", ref="s")
+        room_link = (await presenter.expect("welcome", ref="s"))["viewer_url"]
+        room_link_on_a = room_link.replace(nodes.b.base, nodes.a.base)
+        await wait_until(lambda: _room_seen_by(nodes.a, nodes.b), "room in A's view")
+        status, boot = await _status(room_link_on_a)
+        assert status == 200, boot
+        assert boot["room"] and boot["token"]
+
         url = await link(
             nodes.b, kind="support", queue="support", skills={"lang:en": 1}
         )
@@ -226,6 +240,10 @@ async def test_dead_node_loses_no_one(nodes: Nodes) -> None:
             )
             assert time.monotonic() - killed_at < NODE_TIMEOUT_S * 3
 
+            status, refused = await _status(room_link_on_a)
+            assert (status, refused["code"]) == (410, "ended")
+            assert "its server stopped" in refused["reason"]
+
             # The customer's page comes back through the load balancer, to A.
             await again.open_link(url.replace(nodes.b.base, nodes.a.base))
             assert again.base == nodes.a.base
@@ -241,7 +259,7 @@ async def test_dead_node_loses_no_one(nodes: Nodes) -> None:
         finally:
             for socket in sockets:
                 await socket.close()
-            for client in (customer, again, tech_a, tech_b):
+            for client in (customer, again, tech_a, tech_b, presenter):
                 await client.close()
 
 
@@ -261,6 +279,12 @@ async def _technicians(node: ServerProcess) -> dict[str, str]:
 
 async def _technicians_are(node: ServerProcess, expected: dict[str, str]) -> bool:
     return await _technicians(node) == expected
+
+
+async def _room_seen_by(viewer: ServerProcess, node: ServerProcess) -> bool:
+    seen = (await health(viewer))["cluster"]["nodes"]
+    mine = (await health(node))["cluster"]["node"]
+    return bool(mine in seen and seen[mine]["rooms"])
 
 
 async def _load_seen_by(viewer: ServerProcess, node: ServerProcess, load: int) -> bool:
