@@ -51,7 +51,7 @@ from server.errors import (
     StoreUnavailable,
     TaplineError,
 )
-from server.messages import Offer, Type, encode
+from server.messages import Disposition, Offer, Transfer, Type, encode
 from server.routing import Entry, Presence, RoutingEvent, Status
 from server.store.redis import RedisStore
 from server.support import Channel, Role, SessionState, SupportDesk
@@ -510,6 +510,31 @@ class Cluster:
         node = await self._media_node(session_id)
         await self._request(node, "end", session=session_id, name=name, reason=why)
 
+    async def console(
+        self, name: str, channel: Channel, message: Transfer | Disposition
+    ) -> None:
+        """A console's transfer or disposition for a session hosted elsewhere."""
+        node = await self._media_node(message.session)
+        if isinstance(message, Transfer):
+            await self._request(
+                node,
+                "transfer",
+                session=message.session,
+                name=name,
+                queue=message.queue,
+            )
+            # The technician's seat is empty now: a later offer attaches anew.
+            self._relayed.get(channel.label, {}).pop(message.session, None)
+        else:
+            await self._request(
+                node,
+                "disposition",
+                session=message.session,
+                name=name,
+                code=message.code,
+                notes=message.notes,
+            )
+
     async def left(self, channel: Channel, reason: str) -> None:
         """A console's socket closed: detach it from sessions on other nodes."""
         self._sockets.pop(channel.label, None)
@@ -537,8 +562,13 @@ class Cluster:
             await self.send_to(sender, "reply", **reply)
 
     async def _perform(self, sender: str, message: dict[str, Any]) -> dict[str, Any]:
-        session = self._desk.get(str(message["session"]))
         op = message["op"]
+        if op == "disposition":
+            await self._board.disposition(
+                message["name"], message["session"], message["code"], message["notes"]
+            )
+            return {}
+        session = self._desk.get(str(message["session"]))
         key = (sender, str(message["socket"])) if "socket" in message else None
         if op == "detach":
             channel = self._remote_channels.pop(key) if key else None
@@ -549,6 +579,9 @@ class Cluster:
             raise AuthError("This session is not yours.", code="forbidden")
         if op == "end":
             await session.end(f"ended by technician: {message['reason']}")
+            return {}
+        if op == "transfer":
+            await self._board.transfer(message["name"], session, message["queue"])
             return {}
         if op != "offer" or key is None:
             raise ProtocolError("Unknown relayed request.", code="bad_message")

@@ -85,6 +85,10 @@ class RemoteSessions(Protocol):
         self, name: str, channel: Channel, session_id: str, why: str
     ) -> None: ...
 
+    async def console(
+        self, name: str, channel: Channel, message: Transfer | Disposition
+    ) -> None: ...
+
     async def left(self, channel: Channel, reason: str) -> None: ...
 
 
@@ -205,7 +209,12 @@ class Signalling:
     async def _console(self, who: _Participant, message: ClientMessage) -> None:
         """A technician's routing and wrap-up messages."""
         board = self._switchboard
-        if isinstance(message, SetStatus):
+        if isinstance(message, (Transfer, Disposition)) and self._remote(
+            who, message.session
+        ):
+            assert self.remote is not None
+            await self.remote.console(who.name, who.channel, message)
+        elif isinstance(message, SetStatus):
             await board.set_status(who.name, message.status)
         elif isinstance(message, Accept):
             await board.accept(who.name, message.entry)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -146,13 +147,34 @@ async def test_customer_on_one_node_and_technician_on_the_other_share_media(
             await wait_for(lambda: technician.video.colours["red"] >= 3, 15, "frames")
             assert customer.audio_frames > 0 or technician.audio_frames > 0
 
+            # Transfer and disposition from B reach the session on A too.
+            seen_tech, seen_customer = len(technician.messages), len(customer.messages)
+            await technician.send(
+                type="transfer", session=session, queue="support", ref="t"
+            )
+            await technician.expect("ok", ref="t")
+            await technician.expect("ended", reason="transferred to support")
+            await customer.expect("session", state="queued")
+            assert customer.pc.connectionState == "connected"
+            # Only what came after the transfer counts from here on.
+            del technician.messages[:seen_tech], customer.messages[:seen_customer]
+            offer = await technician.expect("offered", session=session, timeout_s=15)
+            await technician.send(type="accept", entry=offer["entry"])
+            await customer.expect("session", state="waiting")
+
             await technician.send(type="end", session=session, reason="fixed")
             await customer.expect("ended", session=session)
-            await technician.expect("ended", session=session)
             await wait_until(lambda: _sessions_are(nodes.a, 0), "session closed")
+            await technician.send(
+                type="disposition", session=session, code="resolved", ref="d"
+            )
+            await technician.expect("ok", ref="d")
         finally:
             await customer.close()
             await technician.close()
+    timeline = nodes.a.data_dir / "recordings" / session / "timeline.jsonl"
+    kinds = [json.loads(line)["kind"] for line in timeline.read_text().splitlines()]
+    assert kinds.index("transfer") < kinds.index("end") < kinds.index("disposition")
 
 
 async def test_queue_order_holds_across_nodes(nodes: Nodes) -> None:
