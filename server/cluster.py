@@ -339,8 +339,10 @@ class Cluster:
     async def home(self, session_id: str) -> NodeInfo:
         """The node hosting this session's media, choosing one if there is none."""
         current = await self._store.hget(_SESSIONS, session_id)
-        if current and current in self.nodes:
-            return self.nodes[current]
+        if current:
+            alive = await self._alive(current)
+            if alive is not None:
+                return alive
         chosen = self._least_loaded()
         if current:
             # Its node is gone: take it over (one node wins the swap).
@@ -351,6 +353,13 @@ class Cluster:
                 return await self.home(session_id)
         logger.info("session %s: placed on node %s", session_id, chosen.id)
         return chosen
+
+    async def _alive(self, node_id: str) -> NodeInfo | None:
+        """The node if its heartbeat is current (even if newer than our view)."""
+        if node_id in self.nodes:
+            return self.nodes[node_id]
+        text = await self._store.get(f"cluster:alive:{node_id}")
+        return None if text is None else NodeInfo.load_from(text)
 
     def _least_loaded(self) -> NodeInfo:
         nodes = dict(self.nodes)
@@ -483,7 +492,7 @@ class Cluster:
 
     async def _media_node(self, session_id: str) -> str:
         node = await self._store.hget(_SESSIONS, session_id)
-        if not node or node not in self.nodes:
+        if not node or await self._alive(node) is None:
             raise NotFound("There is no such session.")
         return node
 
