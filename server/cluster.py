@@ -151,6 +151,8 @@ class Cluster:
         """On a console's node: its sockets that joined sessions elsewhere."""
         self._relayed: dict[str, dict[str, str]] = {}
         """socket label -> {session: media node} for relayed sessions."""
+        self._placed: dict[str, int] = {}
+        """Sessions this node placed, per node, since its last heartbeat."""
         self._reap_after = 0.0
         """No reaping before this (monotonic): after an outage, others beat first."""
         self._presence: dict[str, Presence] = {}
@@ -213,6 +215,7 @@ class Cluster:
             elif time.monotonic() >= self._reap_after:
                 await self._reap(NodeInfo.load_from(last), alive)
         self.nodes = alive
+        self._placed.clear()
         await self._remember()
 
     async def _remember(self) -> None:
@@ -351,6 +354,7 @@ class Cluster:
         else:
             if not await self._store.hsetnx(_SESSIONS, session_id, chosen.id):
                 return await self.home(session_id)
+        self._placed[chosen.id] = self._placed.get(chosen.id, 0) + 1
         logger.info("session %s: placed on node %s", session_id, chosen.id)
         return chosen
 
@@ -364,7 +368,12 @@ class Cluster:
     def _least_loaded(self) -> NodeInfo:
         nodes = dict(self.nodes)
         nodes[self.id] = self.me()
-        return min(nodes.values(), key=lambda n: (n.load, n.id != self.id, n.id))
+        # Sessions placed since the last heartbeat count too, so that a burst of
+        # new customers spreads over the nodes instead of all taking one.
+        return min(
+            nodes.values(),
+            key=lambda n: (n.load + self._placed.get(n.id, 0), n.id != self.id, n.id),
+        )
 
     async def placement(self, session_id: str) -> str | None:
         """The origin to send this session's customer to, or None for this node."""

@@ -84,6 +84,12 @@ class RedisServer:
             time.sleep(0.01)  # bounded poll while the process starts
         raise RuntimeError(f"redis-server did not answer on port {self.port}")
 
+    def flush(self) -> None:
+        """Empty every database of the server."""
+        with socket.create_connection(("127.0.0.1", self.port), 2.0) as sock:
+            sock.sendall(b"FLUSHALL\r\n")
+            assert sock.recv(16).startswith(b"+OK")
+
     def stop(self) -> None:
         """Kill the server (no persistence: its data is gone)."""
         if self.proc is not None and self.proc.poll() is None:

@@ -52,12 +52,7 @@ class Nodes:
 
 @pytest.fixture
 async def nodes(tmp_path: Path, redis_server: RedisServer) -> AsyncIterator[Nodes]:
-    # A fresh, empty Redis database per test: flush the shared server first.
-    reader, writer = await asyncio.open_connection("127.0.0.1", redis_server.port)
-    writer.write(b"FLUSHALL\r\n")
-    assert (await reader.readline()).startswith(b"+OK")
-    writer.close()
-    await writer.wait_closed()
+    redis_server.flush()  # a fresh, empty Redis per test
     both = Nodes(tmp_path, redis_server)
     try:
         await both.start()
