@@ -224,6 +224,9 @@ class Api:
         health: dict[str, Any] = {"status": "ok", "sessions": len(self._desk.sessions)}
         if self.cluster_figures is not None:
             health["cluster"] = self.cluster_figures()
+            if health["cluster"]["store"] != "up":
+                # Running sessions go on; new ones are refused until Redis is back.
+                health["status"] = "degraded"
         return web.json_response(health)
 
     async def prometheus(self, request: web.Request) -> web.Response:

@@ -101,6 +101,14 @@ def build_node(config: Config) -> Node:
             rooms=lambda: sorted(rooms.rooms),
         )
         signalling.remote = cluster
+        metrics.gauge(
+            "cluster_nodes", "Live nodes this node sees", lambda: len(cluster.nodes)
+        )
+        metrics.gauge(
+            "store_up",
+            "1 while the shared store (Redis) answers, else 0",
+            lambda: 1 if cluster.store_up else 0,
+        )
     return Node(
         config,
         store,

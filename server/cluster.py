@@ -613,6 +613,10 @@ class Cluster:
         )
         return {"sdp": sdp}
 
+    @property
+    def store_up(self) -> bool:
+        return self._store.available
+
     def figures(self) -> dict[str, Any]:
         """The cluster as this node sees it, for /healthz."""
         return {
@@ -621,5 +625,5 @@ class Cluster:
                 n.id: {"url": n.url, "load": n.load, "rooms": len(n.rooms)}
                 for n in self.nodes.values()
             },
-            "store": "up" if self._store.available else "unavailable",
+            "store": "up" if self.store_up else "unavailable",
         }

@@ -357,6 +357,7 @@ async def test_redis_outage_keeps_sessions_and_refuses_new_joins_clearly(
                 own_redis.stop()
                 status, body = await _status(later)
                 assert (status, body["code"]) == (503, "unavailable")
+                assert (await health(node))["status"] == "degraded"
                 await waiting.connect_ws()
                 await waiting.send(type="join", token=waiting.boot["token"], ref="j")
                 refused = await waiting.expect("error", ref="j")
@@ -372,6 +373,7 @@ async def test_redis_outage_keeps_sessions_and_refuses_new_joins_clearly(
 
                 own_redis.start()
                 await wait_until(lambda: _opens(later), "joins work again", 15)
+                assert (await health(node))["status"] == "ok"
                 await wait_for(
                     lambda: technician.video.frames >= before + 60, 10, "frames"
                 )

@@ -41,6 +41,8 @@ async def test_a_burst_of_new_sessions_spreads_over_the_nodes(
 ) -> None:
     a, b = pair
     await wait_for(lambda: _sees_both(a) and _sees_both(b), 10, "both nodes")
+    assert await a.metric("cluster_nodes") == 2
+    assert await a.metric("store_up") == 1
     landed: Counter[str] = Counter()
     for _ in range(10):
         token, _ = a.node.signer.sign(Kind.SUPPORT, 600, queue="support")
