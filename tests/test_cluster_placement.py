@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from server.links import Kind
-from tests.conftest import RunningNode, node_config, start_node
+from tests.conftest import RunningNode, free_port, node_config, start_node
 from tests.peers import wait_for
 from tests.redis_server import RedisServer
 
@@ -81,3 +81,22 @@ async def test_sessions_of_a_stopped_node_are_placed_again(
         assert resp.status == 200
         assert str(resp.url.origin()) == other.base
         assert (await resp.json())["session"] == session
+
+
+async def test_a_node_starts_while_redis_is_away_and_says_so(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    node = await start_node(node_config(tmp_path / "data", redis_url=nowhere))
+    try:
+        token, _ = node.node.signer.sign(Kind.DIRECT, 600, technician="tech-1")
+        headers = {"Accept": "application/json"}
+        async with http.get(f"{node.base}/j/{token}", headers=headers) as resp:
+            assert resp.status == 503
+            assert (await resp.json())["code"] == "unavailable"
+        async with http.get(f"{node.base}/healthz") as resp:
+            health = await resp.json()
+        assert health["status"] == "degraded"
+        assert health["cluster"]["store"] == "unavailable"
+    finally:
+        await node.runner.cleanup()
