@@ -206,14 +206,18 @@ class Cluster:
         await self._store.hset(_NODES, self.id, me.dump())
         known = await self._store.hgetall(_NODES)
         alive: dict[str, NodeInfo] = {self.id: me}
+        lapsed: list[NodeInfo] = []
         for node_id, last in known.items():
             if node_id == self.id:
                 continue
             text = await self._store.get(f"cluster:alive:{node_id}")
             if text is not None:
                 alive[node_id] = NodeInfo.load_from(text)
-            elif time.monotonic() >= self._reap_after:
-                await self._reap(NodeInfo.load_from(last), alive)
+            else:
+                lapsed.append(NodeInfo.load_from(last))
+        if time.monotonic() >= self._reap_after:
+            for dead in lapsed:
+                await self._reap(dead, alive)
         self.nodes = alive
         self._placed.clear()
         await self._remember()
