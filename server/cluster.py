@@ -46,6 +46,7 @@ from typing import Any
 from server.config import Config
 from server.errors import (
     AuthError,
+    LinkError,
     NotFound,
     ProtocolError,
     StoreUnavailable,
@@ -54,7 +55,13 @@ from server.errors import (
 from server.messages import Disposition, Offer, Transfer, Type, encode
 from server.routing import Entry, Presence, RoutingEvent, Status
 from server.store.redis import RedisStore
-from server.support import Channel, Role, SessionState, SupportDesk
+from server.support import (
+    Channel,
+    Role,
+    SessionState,
+    SupportDesk,
+    SupportSession,
+)
 from server.switchboard import Switchboard
 
 __all__ = ["Cluster", "NodeInfo"]
@@ -161,6 +168,7 @@ class Cluster:
         self._remembering = False
         switchboard.relay = self._publish_event
         desk.console_relays.append(self._relay_console)
+        desk.closed_listeners.append(self._session_closed)
         store.up_listeners.append(lambda: self._spawn(self.restore()))
 
     # lifecycle
@@ -343,8 +351,25 @@ class Cluster:
 
     # placement
 
+    def _session_closed(self, session: SupportSession) -> None:
+        self._spawn(self._forget_session(session.id))
+
+    async def _forget_session(self, session_id: str) -> None:
+        """A session ended here: every node refuses its link from now on, and the
+        directory lets it go (the mark keeps its node, for late dispositions)."""
+        await self._store.put(
+            f"cluster:ended:{session_id}", self.id, self._config.customer_link_ttl_s
+        )
+        await self._store.hdel_if(_SESSIONS, session_id, self.id)
+
     async def home(self, session_id: str) -> NodeInfo:
         """The node hosting this session's media, choosing one if there is none."""
+        if await self._store.get(f"cluster:ended:{session_id}") is not None:
+            raise LinkError(
+                "This support session has ended. Ask for a new link if you need "
+                "help again.",
+                code="used",
+            )
         current = await self._store.hget(_SESSIONS, session_id)
         if current:
             alive = await self._alive(current)
@@ -505,6 +530,8 @@ class Cluster:
 
     async def _media_node(self, session_id: str) -> str:
         node = await self._store.hget(_SESSIONS, session_id)
+        if not node:
+            node = await self._store.get(f"cluster:ended:{session_id}")
         if not node or await self._alive(node) is None:
             raise NotFound("There is no such session.")
         return node

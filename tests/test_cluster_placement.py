@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 
 from server.links import Kind
 from tests.conftest import RunningNode, free_port, node_config, start_node
-from tests.peers import wait_for
+from tests.peers import Customer, wait_for
 from tests.redis_server import RedisServer
 
 
@@ -100,3 +101,33 @@ async def test_a_node_starts_while_redis_is_away_and_says_so(
         assert health["cluster"]["store"] == "unavailable"
     finally:
         await node.runner.cleanup()
+
+
+async def test_an_ended_session_link_is_refused_on_every_node(
+    pair: list[RunningNode], http: aiohttp.ClientSession
+) -> None:
+    a, b = pair
+    await wait_for(lambda: _sees_both(a) and _sees_both(b), 10, "both nodes")
+    token, _ = a.node.signer.sign(Kind.DIRECT, 600, technician="tech-1")
+    customer = Customer(a.base, http)
+    try:
+        await customer.open_link(f"{a.base}/j/{token}")
+        await customer.connect_ws()
+        await customer.send(type="join", token=customer.boot["token"])
+        await customer.expect("welcome")
+        await customer.send(type="end", session=customer.boot["session"])
+        await customer.expect("ended")
+    finally:
+        await customer.close()
+    home = a if customer.base == a.base else b
+    await wait_for(lambda: not home.node.desk.sessions, 10, "session closed")
+    ended = f"cluster:ended:{customer.boot['session']}"
+    for _ in range(100):  # the closing node writes the mark just after closing
+        if await a.node.store.get(ended) is not None:
+            break
+        await asyncio.sleep(0.05)
+    for node in (a, b):
+        headers = {"Accept": "application/json"}
+        async with http.get(f"{node.base}/j/{token}", headers=headers) as resp:
+            body = await resp.json()
+            assert (resp.status, body["code"]) == (410, "used"), body
