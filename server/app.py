@@ -13,6 +13,7 @@ from recorder import finalize_crashed
 from server.api import Api, error_middleware, qr_svg
 from server.cluster import Cluster
 from server.config import Config
+from server.gallery import Gallery
 from server.keys import load_or_create
 from server.links import Kind, LinkSigner
 from server.media import Peer, announce_host_addresses
@@ -197,6 +198,8 @@ def create_app(config: Config) -> web.Application:
         pages.room_placement = node.cluster.room_origin
         api.cluster_figures = node.cluster.figures
     app.add_routes(api.routes())
+    gallery = Gallery(config, node.signer, node.desk, node.admin_key)
+    app.add_routes(gallery.routes())
     app.add_routes([web.get("/ws", node.signalling.handle)])
     app.add_routes(pages.routes())
     app.cleanup_ctx.append(_lifecycle)

@@ -205,6 +205,8 @@ class Room:
         self.state = RoomState.OPEN
         self.end_reason = ""
         self.viewer_url = viewer_url
+        self.support_queue = config.room_queue or next(iter(config.queues), "support")
+        """Where "Talk to an expert" puts this room's viewers."""
         self.created = time.time()
         self._config = config
         self._on_closed = on_closed
@@ -873,7 +875,11 @@ class RoomDirectory:
             raise NotFound("There is no such demo.")
         return room
 
-    def create(self, title: str, presenter: str, room_id: str = "") -> Room:
+    def create(
+        self, title: str, presenter: str, room_id: str = "", queue: str = ""
+    ) -> Room:
+        if queue and queue not in self._config.queues:
+            raise NotFound(f"There is no queue named {queue!r}.", code="no_queue")
         if len(self.rooms) >= self._config.max_rooms:
             raise CapacityError("This server hosts as many demos as it can.")
         room_id = room_id or secrets.token_hex(5)
@@ -887,6 +893,7 @@ class RoomDirectory:
             viewer_url=self.viewer_url(room_id),
             on_closed=self._closed,
         )
+        room.support_queue = queue or room.support_queue
         self.rooms[room_id] = room
         return room
 
@@ -943,13 +950,19 @@ class RoomDirectory:
         return member
 
     async def studio(
-        self, staff: Grant, room_id: str, title: str, channel: Channel, ref: str | None
+        self,
+        staff: Grant,
+        room_id: str,
+        title: str,
+        channel: Channel,
+        ref: str | None,
+        queue: str = "",
     ) -> Member:
         """A signed-in staff member directs `room_id`, or opens a new room."""
         if staff.get("role") not in STAFF_ROLES:
             raise AuthError("Your role cannot present demos.", code="forbidden")
         name = staff.get("name") or "presenter"
-        room = self.get(room_id) if room_id else self.create(title, name)
+        room = self.get(room_id) if room_id else self.create(title, name, queue=queue)
         member = room.enter(RoomRole.PRESENTER, name, channel)
         await _send_quietly(
             channel,
@@ -1041,14 +1054,20 @@ class RoomDirectory:
         )
 
     def _expert(self, member: Member, ref: str | None) -> str:
-        """A support link into the first queue, made once per viewer."""
+        """A support link into the room's support queue, made once per viewer."""
         if not member.expert_url:
-            queue = self._config.queues[0] if self._config.queues else "support"
             token, grant = self._signer.sign(
-                Kind.SUPPORT, self._config.customer_link_ttl_s, queue=queue
+                Kind.SUPPORT,
+                self._config.customer_link_ttl_s,
+                queue=member.room.support_queue,
             )
             member.expert_url = f"{self._config.origin}/j/{token}"
-            member.room.event("expert", member=member.id, link=grant.id)
+            member.room.event(
+                "expert",
+                member=member.id,
+                link=grant.id,
+                queue=member.room.support_queue,
+            )
         return encode(
             Type.EXPERT_LINK, room=member.room.id, url=member.expert_url, ref=ref
         )

@@ -23,6 +23,7 @@ from server.errors import AuthError, ProtocolError, TaplineError
 from server.links import Grant, Kind, LinkSigner
 from server.messages import (
     ROOM_MESSAGES,
+    TOOL_MESSAGES,
     Accept,
     AutoAnswer,
     ClientMessage,
@@ -30,7 +31,9 @@ from server.messages import (
     Disposition,
     End,
     Enter,
+    Invite,
     Join,
+    Leave,
     Offer,
     SetStatus,
     Studio,
@@ -177,6 +180,8 @@ class Signalling:
                 await self._join(request, who, message)
             elif who.role is None:
                 raise ProtocolError("Send 'join' first.", code="wrong_state")
+            elif isinstance(message, End) and self._is_expert(who, message.session):
+                await self._leave(who, self._session_of(who, message.session))
             elif isinstance(message, Offer):
                 await self._offer(who, message)
             elif isinstance(message, End) and self._remote(who, message.session):
@@ -187,6 +192,11 @@ class Signalling:
             elif isinstance(message, End):
                 session = self._session_of(who, message.session)
                 await session.end(f"ended by {who.role}: {message.reason}")
+            elif isinstance(message, TOOL_MESSAGES):
+                session = self._session_of(who, message.session)
+                reply = await session.tools.handle(who.role, who.name, message)
+                if reply is not None:
+                    await who.channel.send(encode(Type.OK, ref=message.ref, **reply))
             elif who.role != Role.TECHNICIAN:
                 raise AuthError("Only technicians can do that.", code="forbidden")
             else:
@@ -224,8 +234,19 @@ class Signalling:
             await board.set_auto_answer(who.name, message.on)
         elif isinstance(message, Transfer):
             session = self._session_of(who, message.session)
+            await board.transfer(who.name, session, message.queue, message.technician)
             who.sessions.pop(session.id, None)
-            await board.transfer(who.name, session, message.queue)
+        elif isinstance(message, Invite):
+            session = self._session_of(who, message.session)
+            await board.invite(
+                who.name,
+                session,
+                technician=message.technician,
+                queue=message.queue,
+                skill=message.skill,
+            )
+        elif isinstance(message, Leave):
+            await self._leave(who, self._session_of(who, message.session))
         elif isinstance(message, Disposition):
             await board.disposition(
                 who.name, message.session, message.code, message.notes
@@ -285,12 +306,21 @@ class Signalling:
             skills if isinstance(skills, dict) else {},
         )
 
+    def _is_expert(self, who: _Participant, session_id: str) -> bool:
+        session = self._desk.sessions.get(session_id)
+        return session is not None and _seat(who, session) == Role.EXPERT
+
+    async def _leave(self, who: _Participant, session: SupportSession) -> None:
+        """The expert leaves; the session goes on without them."""
+        await self._switchboard.expert_leaves(who.name, session)
+        who.sessions.pop(session.id, None)
+
     def _session_of(self, who: _Participant, session_id: str) -> SupportSession:
         session = who.sessions.get(session_id)
         if session is not None:
             return session
         session = self._desk.get(session_id)
-        if who.role != Role.TECHNICIAN or session.technician != who.name:
+        if who.role != Role.TECHNICIAN or session.role_of(who.name) is None:
             raise AuthError("This session is not yours.", code="forbidden")
         return session
 
@@ -312,10 +342,11 @@ class Signalling:
             )
             return
         session = self._session_of(who, msg.session)
+        role = _seat(who, session)
         if msg.session not in who.sessions:
             who.sessions[session.id] = session
-            await session.attach(who.role, who.channel)
-        answer = await session.offer(who.role, msg.sdp, msg.width, msg.height)
+            await session.attach(role, who.channel)
+        answer = await session.offer(role, msg.sdp, msg.width, msg.height)
         await who.channel.send(
             encode(Type.ANSWER, session=session.id, sdp=answer, ref=msg.ref)
         )
@@ -341,7 +372,12 @@ class Signalling:
                 raise AuthError("Sign in first.", code="not_signed_in")
             grant = await self._signer.check(cookie, Kind.STAFF)
             who.member = await rooms.studio(
-                grant, message.room, message.title, who.channel, message.ref
+                grant,
+                message.room,
+                message.title,
+                who.channel,
+                message.ref,
+                queue=message.queue,
             )
         elif who.member is None:
             raise ProtocolError("Enter a room first.", code="wrong_state")
@@ -359,7 +395,7 @@ class Signalling:
         if who.role is None:
             return
         for session in who.sessions.values():
-            await session.detach(who.role, who.channel, reason)
+            await session.detach(_seat(who, session), who.channel, reason)
             if who.role == Role.CUSTOMER:
                 await self._switchboard.customer_left(session)
 
@@ -372,6 +408,14 @@ class Signalling:
             ),
             return_exceptions=True,
         )
+
+
+def _seat(who: _Participant, session: SupportSession) -> Role:
+    """The participant's seat in `session`: a console may be its expert."""
+    assert who.role is not None
+    if who.role == Role.TECHNICIAN:
+        return session.role_of(who.name) or who.role
+    return who.role
 
 
 def _without_type(wire: dict[str, object]) -> dict[str, object]:

@@ -172,7 +172,7 @@ class Technician(Client):
         await self.send(type="join", ref="j")
         await self.expect("welcome")
 
-    async def take(self, session: str) -> None:
+    async def take(self, session: str, hz: float = 660) -> None:
         self.pc.addTransceiver("video", direction="recvonly")
-        self.pc.addTransceiver(ToneTrack(660), direction="sendrecv")
+        self.pc.addTransceiver(ToneTrack(hz), direction="sendrecv")
         await self.negotiate(session)

@@ -120,6 +120,8 @@ class Feed:
         self._gop = max(1, int(keyframe_interval_s * fps_hint))
         self._min_gap = keyframe_min_gap_s
         self.size = size
+        self.prepare: Callable[[av.VideoFrame], av.VideoFrame] | None = None
+        """Runs on the worker thread on each frame before it is encoded (a stage)."""
         self._tracks: set[PacketTrack] = set()
         self._listeners: list[PacketListener] = []
         self._pending: av.VideoFrame | None = None
@@ -248,6 +250,8 @@ class Feed:
         self, frame: av.VideoFrame, pts: int, force: bool
     ) -> list[av.Packet[Any]]:
         """Runs on the feed's worker thread."""
+        if self.prepare is not None:
+            frame = self.prepare(frame)
         if self.size is None:
             self.size = (frame.width, frame.height)
         width, height = self.size
