@@ -52,7 +52,15 @@ from server.errors import (
     StoreUnavailable,
     TaplineError,
 )
-from server.messages import Disposition, Offer, Transfer, Type, encode
+from server.messages import (
+    TOOL_MESSAGES,
+    Disposition,
+    Offer,
+    Transfer,
+    Type,
+    encode,
+    parse,
+)
 from server.routing import Entry, Presence, RoutingEvent, Status
 from server.store.redis import RedisStore
 from server.support import (
@@ -584,6 +592,15 @@ class Cluster:
                 notes=message.notes,
             )
 
+    async def tool(self, name: str, raw: str) -> dict[str, Any] | None:
+        """A technician's tool (zoom, freeze, snapshot, ...) for a session hosted
+        elsewhere: the message goes as received and is parsed again there."""
+        message = json.loads(raw)
+        node = await self._media_node(str(message["session"]))
+        result = await self._request(node, "tool", name=name, raw=raw)
+        reply: dict[str, Any] | None = result.get("reply")
+        return reply
+
     async def left(self, channel: Channel, reason: str) -> None:
         """A console's socket closed: detach it from sessions on other nodes."""
         self._sockets.pop(channel.label, None)
@@ -617,6 +634,8 @@ class Cluster:
                 message["name"], message["session"], message["code"], message["notes"]
             )
             return {}
+        if op == "tool":
+            return {"reply": await self._tool(str(message["name"]), message["raw"])}
         session = self._desk.get(str(message["session"]))
         key = (sender, str(message["socket"])) if "socket" in message else None
         if op == "detach":
@@ -647,6 +666,19 @@ class Cluster:
     @property
     def store_up(self) -> bool:
         return self._store.available
+
+    async def _tool(self, name: str, raw: str) -> dict[str, Any] | None:
+        tool = parse(
+            raw,
+            max_bytes=self._config.max_message_bytes,
+            max_sdp_bytes=self._config.max_sdp_bytes,
+        )
+        if not isinstance(tool, TOOL_MESSAGES):
+            raise ProtocolError("Not a tool message.", code="bad_message")
+        session = self._desk.get(tool.session)
+        if session.technician != name:
+            raise AuthError("This session is not yours.", code="forbidden")
+        return await session.tools.handle(Role.TECHNICIAN, name, tool)
 
     def figures(self) -> dict[str, Any]:
         """The cluster as this node sees it, for /healthz."""

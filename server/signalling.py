@@ -14,7 +14,7 @@ import asyncio
 import logging
 import secrets
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -91,6 +91,9 @@ class RemoteSessions(Protocol):
     async def console(
         self, name: str, channel: Channel, message: Transfer | Disposition
     ) -> None: ...
+
+    async def tool(self, name: str, raw: str) -> dict[str, Any] | None:
+        """A technician's tool message (as received) for a session elsewhere."""
 
     async def left(self, channel: Channel, reason: str) -> None: ...
 
@@ -192,6 +195,13 @@ class Signalling:
             elif isinstance(message, End):
                 session = self._session_of(who, message.session)
                 await session.end(f"ended by {who.role}: {message.reason}")
+            elif isinstance(message, TOOL_MESSAGES) and self._remote(
+                who, message.session
+            ):
+                assert self.remote is not None
+                reply = await self.remote.tool(who.name, raw)
+                if reply is not None:
+                    await who.channel.send(encode(Type.OK, ref=message.ref, **reply))
             elif isinstance(message, TOOL_MESSAGES):
                 session = self._session_of(who, message.session)
                 reply = await session.tools.handle(who.role, who.name, message)

@@ -140,6 +140,10 @@ async def test_customer_on_one_node_and_technician_on_the_other_share_media(
             await customer.expect("session", state="live", timeout_s=15)
             await technician.expect("session", session=session, state="live")
             await wait_for(lambda: technician.video.colours["red"] >= 3, 15, "frames")
+            # A technician tool (a snapshot on the server) reaches A from B too.
+            await technician.send(type="snapshot", session=session, ref="snap")
+            snap = await technician.expect("ok", ref="snap")
+            assert snap["file"]
             assert customer.audio_frames > 0 or technician.audio_frames > 0
 
             # Transfer and disposition from B reach the session on A too.
