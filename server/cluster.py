@@ -231,10 +231,10 @@ class Cluster:
                 alive[node_id] = NodeInfo.load_from(text)
             else:
                 lapsed.append(NodeInfo.load_from(last))
+        self.nodes = alive
         if time.monotonic() >= self._reap_after:
             for dead in lapsed:
                 await self._reap(dead, alive)
-        self.nodes = alive
         self._placed.clear()
         await self._remember()
 
@@ -314,6 +314,12 @@ class Cluster:
             self.id,
             dead.id,
         )
+        for room in dead.rooms:
+            await self._store.put(
+                f"cluster:room-ended:{room}",
+                "its server stopped",
+                self._config.demo_link_ttl_s,
+            )
         router = self._board.router
         elsewhere = {name for node in alive.values() for name in node.consoles}
         for name in dead.consoles:
@@ -341,12 +347,6 @@ class Cluster:
                     await router.finish(presence.name, presence.queues[0])
         for sid in hosted:
             await self._store.hdel_if(_SESSIONS, sid, dead.id)
-        for room in dead.rooms:
-            await self._store.put(
-                f"cluster:room-ended:{room}",
-                "its server stopped",
-                self._config.demo_link_ttl_s,
-            )
         await self._store.hdel(_NODES, dead.id)
         logger.info(
             "node %s: reaped node %s (%d consoles, %d sessions, %d rooms)",
