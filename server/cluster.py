@@ -81,6 +81,8 @@ _SESSIONS = "cluster:sessions"
 _ALL = "cluster:all"
 REQUEST_TIMEOUT_S = 10.0
 """Longest wait for another node to answer a relayed request, seconds."""
+STOP_TIMEOUT_S = 5.0
+"""Longest wait for the cluster's tasks to end on shutdown, seconds."""
 _REAP_CLAIM_S = 60.0
 """A reaped node is not reaped again for this long, seconds."""
 
@@ -192,9 +194,13 @@ class Cluster:
         logger.info("node %s: joined the cluster at %s", self.id, self._config.origin)
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if tasks:
+            _, stuck = await asyncio.wait(tasks, timeout=STOP_TIMEOUT_S)
+            for task in stuck:
+                logger.warning("node %s: %s did not stop", self.id, task.get_name())
         for future in self._replies.values():
             future.cancel()
         with contextlib.suppress(StoreUnavailable):
@@ -477,11 +483,17 @@ class Cluster:
     async def _listen_forever(self) -> None:
         channels = [_ALL, f"cluster:node:{self.id}"]
         while True:
-            async for _channel, text in self._store.listen(channels):
-                try:
-                    await self._receive(json.loads(text))
-                except Exception:
-                    logger.exception("node %s: bus message failed", self.id)
+            messages = self._store.listen(channels)
+            try:
+                async for _channel, text in messages:
+                    try:
+                        await self._receive(json.loads(text))
+                    except Exception:
+                        logger.exception("node %s: bus message failed", self.id)
+            finally:
+                # Close the subscription here, even when cancelled, rather than
+                # whenever the generator happens to be collected.
+                await messages.aclose()
             await self._store.wait_up()
             with contextlib.suppress(StoreUnavailable):
                 await self.beat()

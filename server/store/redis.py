@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
@@ -223,7 +223,9 @@ class RedisStore:
     async def publish(self, channel: str, text: str) -> None:
         await self.run(lambda: self.client.publish(self.key(channel), text))
 
-    async def listen(self, channels: list[str]) -> AsyncIterator[tuple[str, str]]:
+    async def listen(
+        self, channels: list[str]
+    ) -> AsyncGenerator[tuple[str, str], None]:
         """(channel, message) pairs as they come; ends when the connection is lost.
 
         The caller resubscribes (after the outage) by calling `listen` again.
@@ -264,4 +266,5 @@ class RedisStore:
             self._reconnect.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reconnect
-        await self.client.aclose()
+        with contextlib.suppress(TimeoutError, *_FAILURES):
+            await asyncio.wait_for(self.client.aclose(), COMMAND_TIMEOUT_S)
