@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from server.cluster import Cluster
 from server.config import Config
 from server.gallery import Gallery
 from server.keys import load_or_create
+from server.library import DB_NAME, Library
+from server.library_http import LibraryHttp
 from server.links import Kind, LinkSigner
 from server.media import Peer, announce_host_addresses
 from server.metrics import Metrics
@@ -46,6 +49,7 @@ class Node:
     admin_key: str
     admin_key_created: bool
     rooms: RoomDirectory
+    library: Library
     cluster: Cluster | None = None
     """With Redis: this node's place among the others."""
 
@@ -68,6 +72,13 @@ def build_node(config: Config) -> Node:
     desk = SupportDesk(config)
     switchboard = Switchboard(config, store, desk)
     rooms = RoomDirectory(config, signer, qr_svg)
+    library = Library(
+        config.recordings_dir,
+        config.data_dir / DB_NAME,
+        secret,
+        retention_days=config.retention_days,
+    )
+    desk.closed_listeners.append(lambda session: library.index_soon(session.id))
     signalling = Signalling(config, signer, desk, switchboard, STAFF_COOKIE, rooms)
     metrics = Metrics()
     metrics.gauge(
@@ -121,6 +132,7 @@ def build_node(config: Config) -> Node:
         admin_key,
         created,
         rooms,
+        library,
         cluster,
     )
 
@@ -200,6 +212,8 @@ def create_app(config: Config) -> web.Application:
     app.add_routes(api.routes())
     gallery = Gallery(config, node.signer, node.desk, node.admin_key)
     app.add_routes(gallery.routes())
+    library = LibraryHttp(config, node.signer, node.library, node.admin_key)
+    app.add_routes(library.routes())
     app.add_routes([web.get("/ws", node.signalling.handle)])
     app.add_routes(pages.routes())
     app.cleanup_ctx.append(_lifecycle)
@@ -213,6 +227,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         logger.info("recording %s: finalized after an unclean stop", path.name)
     if node.cluster is not None:
         await node.cluster.start()
+    scans = asyncio.get_running_loop().create_task(
+        node.library.run(node.config.library_scan_s), name="library scans"
+    )
     node.switchboard.start()
     if node.config.demo:
         node.rooms.open_demo()
@@ -225,4 +242,12 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await node.signalling.close_all()
     if node.cluster is not None:
         await node.cluster.stop()
+    scans.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await scans
+    try:
+        await node.library.rescan()  # what finalized while shutting down
+    except Exception:
+        logger.exception("library: last scan failed")
+    await node.library.close()
     await node.store.close()

@@ -121,6 +121,12 @@ class Config:
     """Stills, snapshots, photos and pushed files one session keeps."""
     max_strokes: int = 200
     """Annotations one frozen still takes."""
+    retention_days: float = 0.0
+    """Recordings older than this are deleted with their data; 0 keeps all, days."""
+    library_scan_s: float = 30.0
+    """How often the library looks for new or changed recordings, seconds."""
+    max_clip_s: float = 600.0
+    """Longest clip a trainer may export at once, seconds."""
 
     queues: list[str] = field(default_factory=lambda: ["support"])
     """Names of the support queues customers can wait in."""

@@ -230,6 +230,8 @@ class Room:
             title=title,
             clock=self.clock,
         )
+        self.program.on_tick = self._tick
+        self._live: frozenset[str] = frozenset()
         self.voice = VoiceFeed(f"{room_id}/voice")
         self._multiview_feed = Feed(
             f"{room_id}/multiview",
@@ -396,6 +398,7 @@ class Room:
         outbound: list[MediaStreamTrack] = []
         on_track: Callable[[MediaStreamTrack], None] = _ignore
         label = f"{self.id}/{member.id}"
+        known = set(self.cameras)
         if msg.purpose == "watch":
             key = "watch"
             outbound = [
@@ -434,6 +437,12 @@ class Room:
             for track in outbound:
                 track.stop()
             await self._drop_peer(member, key)
+            if key.startswith("camera:") and key[7:] not in known:
+                # A camera whose first offer failed was never there.
+                ghost = self.cameras.pop(key[7:], None)
+                if ghost is not None and ghost.number == self._numbers:
+                    self._numbers -= 1
+                self._changed()
             raise
         if key.startswith("camera:"):
             self.cameras[key[7:]].peer = peer
@@ -527,6 +536,15 @@ class Room:
                 camera.peer = None
                 camera.source = None
                 self._changed()
+
+    def _tick(self, shot: Shot, showing: tuple[str, ...]) -> None:
+        """After each program frame: tell staff when a camera comes or goes away."""
+        live = frozenset(c for c in self.cameras if self.program.live(c))
+        if live != self._live:
+            for camera in live ^ self._live:
+                self.event("camera", camera=camera, live=camera in live)
+            self._live = live
+            self._changed()
 
     def _tiles(self) -> list[Tile]:
         showing = self.program.showing()
@@ -734,6 +752,7 @@ class Room:
                 state="started",
                 room=self.id,
                 title=self.title,
+                presenter=self.presenter,
                 layout=str(shot.layout),
                 main=shot.main,
                 second=shot.second,
@@ -1030,7 +1049,6 @@ class RoomDirectory:
                     "The built-in demo runs as long as the server.", code="wrong_state"
                 )
             await room.end(f"{message.reason} ({member.name})")
-            return
         else:
             raise ProtocolError(f"'{message.type}' is not a room message.")
         await member.channel.send(encode(Type.OK, ref=ref))
