@@ -26,18 +26,26 @@ pytestmark = pytest.mark.slow
 
 
 class ServerProcess:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.data_dir = data_dir
         self.log = data_dir.parent / f"server-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.args = args or []
+        self.env = env or {}
 
     def start(self) -> None:
         env = {
             **os.environ,
             "TAPLINE_SECRET": "crash-test-secret-0123456789",
             "TAPLINE_ADMIN_KEY": ADMIN_KEY,
+            **self.env,
         }
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
@@ -51,6 +59,7 @@ class ServerProcess:
                     "--ice-host",
                     "127.0.0.1",
                     "--no-demo",
+                    *self.args,
                 ],
                 cwd=REPO,
                 env=env,
