@@ -72,6 +72,22 @@ class Config:
     max_sdp_bytes: int = 32 * 1024
     """Largest SDP accepted, bytes."""
     max_sessions: int = 200
+    ws_messages_per_s: float = 20.0
+    """Websocket messages one connection may send per second, sustained."""
+    ws_burst: int = 40
+    """Websocket messages one connection may send at once before the rate applies."""
+    address_messages_per_s: float = 100.0
+    """Websocket messages all connections from one address may send per second."""
+    address_burst: int = 200
+    """Messages one address may send at once before its rate applies."""
+    flood_strikes: int = 50
+    """Rate-limited messages in a row after which the socket is closed (1008)."""
+    auth_failures_per_minute: float = 10.0
+    """Failed link, sign-in or API key checks one address may make per minute."""
+    auth_failure_burst: int = 20
+    """Failed checks one address may make at once before it must slow down."""
+    max_send_buffer_bytes: int = 1024 * 1024
+    """Outgoing websocket bytes queued for a client that does not read, at most."""
     """Support sessions one node hosts at once."""
     video_bitrate: int = 1_200_000
     """Target bitrate of the encoded feeds, bits per second."""

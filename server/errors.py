@@ -3,7 +3,8 @@
 TaplineError                 code, reason, http_status
 ├── ProtocolError            a websocket message we cannot accept
 │   ├── bad_json, bad_message, unknown_type, too_large, rate_limited
-│   └── wrong_state          valid message, wrong moment
+│   ├── wrong_state          valid message, wrong moment
+│   └── ice_restart_unsupported  offer again from a new peer connection
 ├── SdpError                 bad_sdp: the description was refused, with the reason
 ├── LinkError                a link or token that does not let you in
 │   └── forged, expired, revoked, used, wrong_kind, other_device

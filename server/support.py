@@ -84,6 +84,8 @@ class _Seat:
     sources: list[Source] = field(default_factory=list)
     outlets: dict[str, MediaStreamTrack] = field(default_factory=dict)
     grace: asyncio.TimerHandle | None = None
+    answering: bool = False
+    """An offer of this seat is being answered (gathering our candidates)."""
 
 
 class SupportSession:
@@ -193,6 +195,10 @@ class SupportSession:
             "recording_error": self._recording.error if self._recording else None,
         }
 
+    def holds(self, role: Role, channel: Channel) -> bool:
+        """True while `channel` is the one this role's seat listens to."""
+        return self._seats[role].channel is channel
+
     async def tell_customer(self, text: str) -> None:
         channel = self._seats[Role.CUSTOMER].channel
         if channel is not None:
@@ -294,6 +300,7 @@ class SupportSession:
         seat = self._seats[role]
         if seat.channel is None:
             raise ProtocolError("Join the session before offering.", code="wrong_state")
+        _check_offer_moment(seat, sdp)
         await self._drop_media(seat)
         if role == Role.CUSTOMER and width and height and self._feed.size is None:
             self._feed.size = (min(width, 1920) // 2 * 2, min(height, 1080) // 2 * 2)
@@ -308,11 +315,24 @@ class SupportSession:
         )
         seat.peer = peer
         seat.outlets = self._outlets_for(role)
+        seat.answering = True
         try:
             answer = await peer.answer(sdp, list(seat.outlets.values()))
         except Exception:
-            await self._drop_media(seat)
+            if seat.peer is peer:
+                await self._drop_media(seat)
+            else:
+                await peer.close()
             raise
+        finally:
+            seat.answering = False
+        if seat.peer is not peer:  # ended, or left, while it was answered
+            await peer.close()
+            raise ProtocolError(
+                "This offer was overtaken: the session ended or its participant "
+                "left while it was answered.",
+                code="wrong_state",
+            )
         self.event("offer", role=str(role))
         if role == Role.TECHNICIAN and self.state == SessionState.QUEUED:
             raise ProtocolError("No technician is assigned yet.", code="wrong_state")
@@ -322,6 +342,15 @@ class SupportSession:
             await self._set_state(SessionState.CONNECTING)
         await self.broadcast()
         return answer
+
+    async def candidate(self, role: Role, line: str, mid: str, index: int) -> None:
+        """A trickled candidate for this role's peer (after its offer)."""
+        peer = self._seats[role].peer
+        if peer is None:
+            raise ProtocolError(
+                "Send the offer before its candidates.", code="wrong_state"
+            )
+        await peer.add_candidate(line, mid, index)
 
     def _outlets_for(self, role: Role) -> dict[str, MediaStreamTrack]:
         """The tracks the server sends to this role, in offer m-line order."""
@@ -476,6 +505,23 @@ class SupportSession:
             )
         logger.info("session %s: closed (%s) after %.1f s", self.id, reason, duration)
         self._on_closed(self)
+
+
+def _check_offer_moment(seat: _Seat, sdp: str) -> None:
+    """Refuse an offer while another is answered, and ICE restarts (see below)."""
+    if seat.answering:
+        raise ProtocolError(
+            "An offer for this session is still being answered; wait for its answer.",
+            code="wrong_state",
+        )
+    # aiortc cannot restart ICE on a live connection (aiortc issue 211); a page
+    # that asks for one is told to make a new peer connection and offer again.
+    if seat.peer is not None and seat.peer.is_ice_restart(sdp):
+        raise ProtocolError(
+            "ICE restart is not supported: close this peer connection and offer "
+            "from a new one.",
+            code="ice_restart_unsupported",
+        )
 
 
 async def _send_quietly(channel: Channel, text: str) -> None:
