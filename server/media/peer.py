@@ -16,16 +16,19 @@ from aiortc import (
     MediaStreamTrack,
     RTCIceCandidate,
     RTCPeerConnection,
+    RTCRtpCodecParameters,
     RTCRtpSender,
     RTCSessionDescription,
 )
+from aiortc.codecs import CODECS
 from aiortc.exceptions import (
     InternalError,
     InvalidAccessError,
     InvalidStateError,
     OperationError,
 )
-from aiortc.sdp import SessionDescription, candidate_from_sdp
+from aiortc.rtcpeerconnection import is_codec_compatible
+from aiortc.sdp import MediaDescription, SessionDescription, candidate_from_sdp
 
 from server.errors import ProtocolError, SdpError
 from server.media.feed import PacketTrack
@@ -73,11 +76,45 @@ def _check_offer(sdp: str, max_bytes: int) -> SessionDescription:
         raise SdpError("The offer is not SDP (it must start with v=0).")
     try:
         parsed = SessionDescription.parse(sdp)
-    except _AIORTC_REFUSALS as exc:
-        raise SdpError(f"The offer could not be read: {exc!r}") from None
+    except (*_AIORTC_REFUSALS, AttributeError, TypeError, StopIteration) as exc:
+        # aiortc's parser trusts its input: an attribute without a value fails
+        # with AttributeError, a missing field with TypeError, an fmtp for a
+        # payload type with no rtpmap with StopIteration.
+        detail = str(exc) or "a line is malformed"
+        raise SdpError(f"The offer could not be read: {detail}.") from None
     if not parsed.media:
         raise SdpError("The offer has no audio or video.")
+    for media in parsed.media:
+        if media.kind in ("audio", "video") and media.port != 0:
+            _check_media(media)
     return parsed
+
+
+def _check_media(media: MediaDescription) -> None:
+    """Refuse, with words, what aiortc would otherwise fail on later or in a task."""
+    if not media.rtp.muxId:
+        raise SdpError(f"The offer's {media.kind} has no a=mid line.")
+    if media.ice is None or not media.ice.usernameFragment or not media.ice.password:
+        raise SdpError(f"The offer's {media.kind} has no ICE username or password.")
+    if media.dtls is None or not media.dtls.fingerprints:
+        raise SdpError(f"The offer's {media.kind} has no DTLS fingerprint.")
+    ours = [c for c in CODECS[media.kind] if c.name.lower() != "rtx"]
+    offered = [c for c in media.rtp.codecs if c.name.lower() != "rtx"]
+    if not any(is_codec_compatible(a, b) for a in ours for b in offered):
+        names = ", ".join(sorted({_codec_words(c) for c in offered})) or "none"
+        usable = ", ".join(sorted({_codec_words(c) for c in ours}))
+        raise SdpError(
+            f"The offer's {media.kind} codecs ({names}) include none the server "
+            f"can use ({usable})."
+        )
+
+
+def _codec_words(codec: RTCRtpCodecParameters) -> str:
+    name = codec.mimeType.split("/")[-1] if codec.mimeType else codec.name
+    profile = codec.parameters.get("profile-level-id")
+    if name.upper() == "H264" and isinstance(profile, str):
+        return f"H264 {profile.lower()}"
+    return str(name)
 
 
 def _is_mdns(address: str) -> bool:
@@ -132,6 +169,7 @@ class Peer:
         self._max_sdp = max_sdp_bytes
         self._ice_timeout_s = ice_timeout_s
         self._timeout: asyncio.TimerHandle | None = None
+        self._refused = False
         self._answered = asyncio.Event()
         self._answered.set()
         self.remote_ice: tuple[str, str] | None = None
@@ -225,7 +263,8 @@ class Peer:
             )
             answer = await self._pc.createAnswer()
             await self._pc.setLocalDescription(answer)
-        except _AIORTC_REFUSALS as exc:
+        except (*_AIORTC_REFUSALS, AttributeError, TypeError) as exc:
+            self._refused = True
             raise SdpError(
                 f"The offer was refused: {exc or type(exc).__name__}"
             ) from None
@@ -288,8 +327,11 @@ class Peer:
                 track.stop()
         try:
             await self._pc.close()
-        except Exception:
-            logger.exception("peer %s: close failed", self.label)
+        except Exception as exc:
+            if not self._refused:
+                logger.exception("peer %s: close failed", self.label)
+            else:  # aiortc cannot always close what a refused offer half-built
+                logger.info("peer %s: close after a refused offer: %r", self.label, exc)
         if self._counted:
             self._counted = False
             Peer.open_count -= 1
