@@ -12,6 +12,7 @@ from aiohttp import web
 from recorder import finalize_crashed
 from server.api import Api, error_middleware, qr_svg
 from server.config import Config
+from server.guard import guard_middleware
 from server.keys import load_or_create
 from server.links import Kind, LinkSigner
 from server.media import Peer, announce_host_addresses
@@ -160,7 +161,7 @@ def create_app(config: Config) -> web.Application:
         announce_host_addresses([config.ice_host])
     node = build_node(config)
     app = web.Application(
-        middlewares=[security_headers, error_middleware],
+        middlewares=[security_headers, guard_middleware(config), error_middleware],
         client_max_size=64 * 1024,
     )
     app[NODE] = node

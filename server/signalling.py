@@ -326,6 +326,8 @@ class Signalling:
             if grant.get("sid") not in self._desk.sessions:
                 raise
             logger.info("session %s: rejoin after its link expired", grant.get("sid"))
+        if not grant.get("sid"):
+            raise AuthError("This is not a support session token.", code="forbidden")
         link = grant.get("link")
         if link and await self._signer.revoked(link):
             raise LinkError(
