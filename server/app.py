@@ -173,7 +173,26 @@ def create_app(config: Config) -> web.Application:
     app.add_routes([web.get("/ws", node.signalling.handle)])
     app.add_routes(pages.routes())
     app.cleanup_ctx.append(_lifecycle)
+    app.on_shutdown.append(_going_away)
     return app
+
+
+async def _going_away(app: web.Application) -> None:
+    """Before aiohttp waits for open requests: end sessions, close sockets (1001).
+
+    Ending first tells every participant why and finalizes the recordings; the
+    websockets then close with "going away" so their handlers return at once.
+    """
+    node = app[NODE]
+    logger.info(
+        "shutting down: ending %d sessions and %d rooms, closing %d sockets",
+        len(node.desk.sessions),
+        len(node.rooms.rooms),
+        len(node.signalling.sockets),
+    )
+    await node.rooms.close_all("server shutting down")
+    await node.desk.close_all("server shutting down")
+    await node.signalling.close_all()
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:

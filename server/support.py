@@ -122,6 +122,7 @@ class SupportSession:
         self._timeline: Timeline | None = None
         self._directory = config.recordings_dir / session_id
         self._recording: Recording | None = None
+        self._recording_error_told = False
         self._mixer: AudioMixer | None = None
         self._mix_task: asyncio.Task[None] | None = None
         self._feed = Feed(
@@ -440,6 +441,12 @@ class SupportSession:
                 fragment_s=self._config.recording_fragment_s,
             )
         self._recording.put_video(packet)
+        if self._recording.error is not None and not self._recording_error_told:
+            # The recorder failed on its thread; tell both sides once (the
+            # console shows it). The session itself goes on.
+            self._recording_error_told = True
+            self.event("recording", state="failed", error=self._recording.error)
+            asyncio.get_running_loop().create_task(self.broadcast())
 
     async def _mix(self) -> None:
         assert self._mixer is not None

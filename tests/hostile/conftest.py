@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import RunningNode, node_config, start_node
+from tests.peers import Customer, Technician
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 
@@ -54,3 +55,25 @@ async def next_of(
         message: dict[str, Any] = await ws.receive_json(timeout=timeout_s)
         if message["type"] == kind:
             return message
+
+
+async def live_session(
+    base: str,
+    login: str,
+    direct: str,
+    http: aiohttp.ClientSession,
+    tech_http: aiohttp.ClientSession,
+) -> tuple[Customer, Technician, str]:
+    """A signed-in technician and a customer, both connected: the session is live.
+
+    The caller closes both clients.
+    """
+    technician = Technician(base, tech_http)
+    customer = Customer(base, http)
+    await technician.sign_in(login)
+    await technician.join()
+    session = await customer.join(direct)
+    await technician.expect("session", session=session)
+    await technician.take(session)
+    await customer.expect("session", state="live", timeout_s=15)
+    return customer, technician, session

@@ -15,8 +15,7 @@ import pytest
 
 from server.links import Kind
 from tests.conftest import TEST_SECRET, RunningNode
-from tests.hostile.conftest import NodeFactory, next_of
-from tests.peers import Customer, Technician
+from tests.hostile.conftest import NodeFactory, live_session, next_of
 
 ADMIN = {"Authorization": "Bearer test-admin-key"}
 
@@ -206,15 +205,10 @@ async def test_no_token_or_secret_is_logged_during_a_whole_session(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     login, direct = node.login_link("tech-1"), node.direct_link("tech-1")
-    technician = Technician(node.base, tech_http)
-    customer = Customer(node.base, http)
+    customer, technician, session = await live_session(
+        node.base, login, direct, http, tech_http
+    )
     try:
-        await technician.sign_in(login)
-        await technician.join()
-        session = await customer.join(direct)
-        await technician.expect("session", session=session)
-        await technician.take(session)
-        await customer.expect("session", state="live", timeout_s=15)
         await customer.send(type="end", session=session)
         await customer.expect("ended")
     finally:
