@@ -38,6 +38,13 @@ class Config:
     """Address the server announces as its ICE host candidate (e.g. 127.0.0.1)."""
     ice_servers: list[str] = field(default_factory=list)
     """STUN/TURN URLs for the server's peers and the browsers; none by default."""
+    turn_urls: list[str] = field(default_factory=list)
+    """TURN URLs (turn:host:3478?transport=udp, ...?transport=tcp, turns:host:5349
+    ?transport=tcp) whose credentials are minted from `turn_secret`; UDP first."""
+    turn_secret: str = field(default="", repr=False)
+    """Secret shared with the TURN server (coturn static-auth-secret)."""
+    turn_ttl_s: int = 12 * 3600
+    """How long a minted TURN credential stays valid, seconds."""
     cert: str = ""
     """TLS certificate file (PEM); phones need HTTPS for the camera off localhost."""
     key: str = ""
@@ -163,7 +170,7 @@ class Config:
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name in ("secret", "admin_key"):
+            if f.name in ("secret", "admin_key", "turn_secret"):
                 value = "***" if value else ""
             elif isinstance(value, Path):
                 value = str(value)

@@ -35,6 +35,7 @@ from server.config import Config
 from server.errors import CapacityError, NotFound, ProtocolError
 from server.media import Feed, FrameTrack, Peer, PeerState, Source
 from server.messages import Type, encode
+from server.turn import ice_servers
 
 __all__ = ["Channel", "Role", "SessionState", "SupportDesk", "SupportSession"]
 
@@ -308,7 +309,7 @@ class SupportSession:
 
         peer = Peer(
             f"{self.id}/{role}",
-            ice_servers=self._config.ice_servers,
+            ice_servers=ice_servers(self._config, f"server-{self.id}"),
             on_track=lambda track: self._inbound(seat, track),
             on_state=self._peer_state,
             max_sdp_bytes=self._config.max_sdp_bytes,

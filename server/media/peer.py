@@ -32,7 +32,7 @@ from aiortc.sdp import MediaDescription, SessionDescription, candidate_from_sdp
 
 from server.errors import ProtocolError, SdpError
 from server.media.feed import PacketTrack
-from server.media.ice import rtc_configuration
+from server.media.ice import IceServer, rtc_configuration
 
 __all__ = ["Peer", "PeerState"]
 
@@ -155,7 +155,7 @@ class Peer:
         self,
         label: str,
         *,
-        ice_servers: Sequence[str],
+        ice_servers: Sequence[IceServer],
         on_track: TrackHandler,
         on_state: StateHandler,
         max_sdp_bytes: int = 32 * 1024,
