@@ -164,7 +164,8 @@ class Signalling:
             config.flood_strikes,
         )
         async for msg in ws:
-            verdict = guard.check()
+            data = msg.type in (WSMsgType.TEXT, WSMsgType.BINARY)
+            verdict = guard.check() if data else FloodGuard.OK
             if verdict == FloodGuard.CLOSE:
                 logger.info("socket %s: flooding; closing it", who.channel.label)
                 await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"flooding")
