@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from server.config import Config
+from server.links import STAFF_ROLES
 
 
 class _JsonFormatter(logging.Formatter):
@@ -94,6 +95,23 @@ def _parser() -> argparse.ArgumentParser:
         help="do not record support sessions",
     )
     add(
+        "--retention-days",
+        type=float,
+        help="delete recordings (files, bookmarks, index rows) older than this many "
+        "days; 0 keeps them (default 0)",
+    )
+    add(
+        "--library-scan-s",
+        type=float,
+        help=f"seconds between scans for new recordings (default "
+        f"{defaults.library_scan_s:g})",
+    )
+    add(
+        "--max-clip-s",
+        type=float,
+        help=f"longest clip export, seconds (default {defaults.max_clip_s:g})",
+    )
+    add(
         "--rejoin-grace-s", type=float, help="seconds a vanished participant may return"
     )
     add("--log-json", action="store_true", default=None, help="JSON log lines")
@@ -120,7 +138,12 @@ def _link_parser() -> argparse.ArgumentParser:
         "--queues", help="login: comma-separated queues served (default: all)"
     )
     parser.add_argument("--name", help="login: the staff member's name")
-    parser.add_argument("--role", default="technician", help="login: staff role")
+    parser.add_argument(
+        "--role",
+        default="technician",
+        choices=sorted(STAFF_ROLES),
+        help="login: staff role (trainer and admin open the recordings library)",
+    )
     parser.add_argument("--ttl-s", type=int, help="seconds the link stays valid")
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--public-url")
@@ -194,6 +217,7 @@ def main(argv: list[str]) -> int:
 
     from server.accesslog import RedactingAccessLogger
     from server.app import NODE, create_app
+    from server.rooms import DEMO_ROOM
     from server.tls import server_context
 
     config = _apply(Config.from_env(), _parser().parse_args(argv))
@@ -204,6 +228,11 @@ def main(argv: list[str]) -> int:
 
     print(f"Tapline serving on {config.origin}", flush=True)
     print(f"Technician console sign-in (one use): {node.login_url('technician')}")
+    if config.demo:
+        print(f"Demo room, viewer link: {node.rooms.viewer_url(DEMO_ROOM)}")
+        print(
+            f"Demo room, studio sign-in (one use): {node.rooms.studio_url(DEMO_ROOM)}"
+        )
     if node.admin_key_created:
         print(
             f"Admin API key (shown once, kept in {config.data_dir}/admin.key): "

@@ -71,8 +71,13 @@ def finalized_meta(
     width: int,
     height: int,
     error: str | None = None,
+    started_at: float | None = None,
 ) -> dict[str, Any]:
-    """The ``meta.json`` of a finalized recording, from its remux."""
+    """The ``meta.json`` of a finalized recording, from its remux.
+
+    ``started_at`` is the wall-clock time (Unix seconds) of the video's first
+    frame, when known: the library dates recordings by it.
+    """
     return {
         "finalized": True,
         "empty": result.packets == 0,
@@ -84,4 +89,5 @@ def finalized_meta(
         "reason": reason,
         "recovered": recovered,
         "error": error,
+        "started_at": None if started_at is None else round(started_at, 3),
     }

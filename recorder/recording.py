@@ -23,6 +23,7 @@ import asyncio
 import logging
 import os
 import threading
+import time
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,8 @@ class Recording:
         self.height = height
         self.has_audio = audio
         self.meta: dict[str, Any] | None = None
+        self.started_at = time.time()
+        """Wall-clock time of the first packet: recordings open on a keyframe."""
 
         self._error: str | None = None
         self._backlog = Backlog(self.id, max_items=max_queue_items)
@@ -199,6 +202,7 @@ class Recording:
                 width=self.width,
                 height=self.height,
                 error=self._error,
+                started_at=self.started_at,
             )
             write_meta(self.directory, meta)
         except Exception as exc:

@@ -67,7 +67,10 @@ def _finalize(directory: Path) -> None:
 
     exists = video.exists()
     result = remux_faststart(video, temp) if exists else RemuxResult.empty()
+    started_at = None
     if result.packets:
+        # The fragmented file was last written about when the crash came.
+        started_at = video.stat().st_mtime - result.duration_s
         os.replace(temp, video)
 
     end_s = result.end_s if result.packets else _last_event_s(directory)
@@ -80,6 +83,7 @@ def _finalize(directory: Path) -> None:
         recovered=True,
         width=result.width,
         height=result.height,
+        started_at=started_at,
     )
     write_meta(directory, meta)
     logger.info(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -12,8 +13,11 @@ from aiohttp import web
 from recorder import finalize_crashed
 from server.api import Api, error_middleware, qr_svg
 from server.config import Config
+from server.gallery import Gallery
 from server.guard import guard_middleware
 from server.keys import load_or_create
+from server.library import DB_NAME, Library
+from server.library_http import LibraryHttp
 from server.links import Kind, LinkSigner
 from server.media import Peer, announce_host_addresses
 from server.metrics import Metrics
@@ -44,6 +48,7 @@ class Node:
     admin_key: str
     admin_key_created: bool
     rooms: RoomDirectory
+    library: Library
 
     def login_url(self, name: str, role: str = "technician") -> str:
         token, _ = self.signer.sign(
@@ -64,6 +69,13 @@ def build_node(config: Config) -> Node:
     desk = SupportDesk(config)
     switchboard = Switchboard(config, store, desk)
     rooms = RoomDirectory(config, signer, qr_svg)
+    library = Library(
+        config.recordings_dir,
+        config.data_dir / DB_NAME,
+        secret,
+        retention_days=config.retention_days,
+    )
+    desk.closed_listeners.append(lambda session: library.index_soon(session.id))
     signalling = Signalling(config, signer, desk, switchboard, STAFF_COOKIE, rooms)
     metrics = Metrics()
     metrics.gauge(
@@ -98,6 +110,7 @@ def build_node(config: Config) -> Node:
         admin_key,
         created,
         rooms,
+        library,
     )
 
 
@@ -161,7 +174,11 @@ def create_app(config: Config) -> web.Application:
         announce_host_addresses([config.ice_host])
     node = build_node(config)
     app = web.Application(
-        middlewares=[security_headers, guard_middleware(config), error_middleware],
+        middlewares=[
+            security_headers,
+            guard_middleware(config, node.signer, node.admin_key, STAFF_COOKIE),
+            error_middleware,
+        ],
         client_max_size=64 * 1024,
     )
     app[NODE] = node
@@ -170,6 +187,10 @@ def create_app(config: Config) -> web.Application:
         config, node.signer, node.desk, node.switchboard, node.metrics, node.admin_key
     )
     app.add_routes(api.routes())
+    gallery = Gallery(config, node.signer, node.desk, node.admin_key)
+    app.add_routes(gallery.routes())
+    library = LibraryHttp(config, node.signer, node.library, node.admin_key)
+    app.add_routes(library.routes())
     app.add_routes([web.get("/ws", node.signalling.handle)])
     app.add_routes(pages.routes())
     app.cleanup_ctx.append(_lifecycle)
@@ -200,6 +221,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     recovered = await asyncio.to_thread(finalize_crashed, node.config.recordings_dir)
     for path in recovered:
         logger.info("recording %s: finalized after an unclean stop", path.name)
+    scans = asyncio.get_running_loop().create_task(
+        node.library.run(node.config.library_scan_s), name="library scans"
+    )
     node.switchboard.start()
     if node.config.demo:
         node.rooms.open_demo()
@@ -210,4 +234,12 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     logger.info("shutting down: ending %d sessions", len(node.desk.sessions))
     await node.desk.close_all("server shutting down")
     await node.signalling.close_all()
+    scans.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await scans
+    try:
+        await node.library.rescan()  # what finalized while shutting down
+    except Exception:
+        logger.exception("library: last scan failed")
+    await node.library.close()
     await node.store.close()

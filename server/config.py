@@ -118,6 +118,8 @@ class Config:
     """An on-air camera that stops sending is held this long, then slated, seconds."""
     demo_link_ttl_s: int = 7 * 24 * 3600
     """How long a demo room's viewer link stays valid, seconds."""
+    room_queue: str = ""
+    """Support queue a demo's "Talk to an expert" leads to ("": the first queue)."""
     max_chat_chars: int = 500
     """Longest chat message or question, characters."""
     chat_per_minute: int = 20
@@ -128,10 +130,24 @@ class Config:
     """Chat lines a room keeps to show whoever enters."""
     max_questions: int = 300
     """Questions one room keeps."""
-    recording_fragment_s: float = 1.0
+    recording_fragment_s: float = 0.5
     """Fragment length of recordings; a crash loses at most about this, seconds."""
     record: bool = True
     """Record support sessions."""
+    max_push_bytes: int = 10 * 1024 * 1024
+    """Largest image or PDF a technician may send to a customer, bytes."""
+    max_photo_bytes: int = 16 * 1024 * 1024
+    """Largest full-resolution photo a customer's phone may upload, bytes."""
+    max_session_files: int = 200
+    """Stills, snapshots, photos and pushed files one session keeps."""
+    max_strokes: int = 200
+    """Annotations one frozen still takes."""
+    retention_days: float = 0.0
+    """Recordings older than this are deleted with their data; 0 keeps all, days."""
+    library_scan_s: float = 30.0
+    """How often the library looks for new or changed recordings, seconds."""
+    max_clip_s: float = 600.0
+    """Longest clip a trainer may export at once, seconds."""
 
     queues: list[str] = field(default_factory=lambda: ["support"])
     """Names of the support queues customers can wait in."""
@@ -145,6 +161,9 @@ class Config:
     """After a session, time before a technician is offered again, seconds."""
     queue_grace_s: float = 120.0
     """A waiting customer who closes the page keeps their place this long, seconds."""
+    invite_wait_s: float = 60.0
+    """A named transfer or an expert invitation waits this long for an answer,
+    seconds."""
     dispositions: list[str] = field(
         default_factory=lambda: ["resolved", "follow-up", "escalated", "no-fault-found"]
     )

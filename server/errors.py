@@ -10,7 +10,9 @@ TaplineError                 code, reason, http_status
 │   └── forged, expired, revoked, used, wrong_kind, other_device
 ├── AuthError                not_signed_in, forbidden
 ├── NotFound                 not_found
-└── CapacityError            busy: a configured limit is reached
+├── CapacityError            busy: a configured limit is reached
+└── FileRefused              an upload we do not keep
+    └── unsupported_type (415), too_large (413), too_many_files
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 __all__ = [
     "AuthError",
     "CapacityError",
+    "FileRefused",
     "LinkError",
     "NotFound",
     "ProtocolError",
@@ -79,3 +82,12 @@ class NotFound(TaplineError):
 class CapacityError(TaplineError):
     code = "busy"
     http_status = 503
+
+
+class FileRefused(TaplineError):
+    code = "unsupported_type"
+    http_status = 415
+
+    def __init__(self, reason: str, *, code: str | None = None, **context: Any) -> None:
+        super().__init__(reason, code=code, **context)
+        self.http_status = {"too_large": 413, "too_many_files": 409}.get(self.code, 415)

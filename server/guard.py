@@ -6,11 +6,14 @@
   a browser sends no Origin, ``Sec-Fetch-Site: same-origin``. Anything else gets
   403 ``forbidden``. The staff cookie is SameSite=Strict as well; a request with
   no cookie carries no ambient authority and goes on to be judged by its route.
-* **Guessing.** Every refused credential (a link that does not open, a wrong API
-  key, a sign-in that is not valid) costs the client address one token of its
+* **Guessing.** Every refused request that presented a credential we did not
+  issue (a link that does not open, a wrong API key, a bearer token or staff
+  cookie that does not verify) costs the client address one token of its
   `AddressLimits` bucket (`auth_failures_per_minute`, `auth_failure_burst`). An
   address with none left gets 429 ``rate_limited`` with ``Retry-After`` before its
-  request is even looked at, so links and keys cannot be brute-forced.
+  request is even looked at, so links and keys cannot be brute-forced. A valid
+  credential refused for its role (a technician on a trainer's route) costs
+  nothing: nothing is being guessed.
 
 Behind a reverse proxy every client has the proxy's address: put the limits in the
 proxy too (Tapline does not trust ``X-Forwarded-For``).
@@ -18,6 +21,7 @@ proxy too (Tapline does not trust ``X-Forwarded-For``).
 
 from __future__ import annotations
 
+import hmac
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -26,7 +30,9 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from server.config import Config
+from server.errors import LinkError
 from server.limits import AddressLimits
+from server.links import LinkSigner
 
 __all__ = ["from_our_pages", "guard_middleware"]
 
@@ -57,7 +63,30 @@ def _refused(request: web.Request, status: int, code: str, reason: str) -> web.R
     return web.Response(text=reason, status=status)
 
 
-def guard_middleware(config: Config) -> Middleware:
+def _guessed(
+    request: web.Request, signer: LinkSigner, admin_key: str, staff_cookie: str
+) -> bool:
+    """True when the request presented a link, key or token we did not issue."""
+    if request.path.startswith("/j/"):
+        return True
+    header = request.headers.get("Authorization", "")
+    presented = [header[7:].strip()] if header.startswith("Bearer ") else []
+    presented += (
+        [request.cookies[staff_cookie]] if staff_cookie in request.cookies else []
+    )
+    for credential in presented:
+        if hmac.compare_digest(credential, admin_key):
+            continue
+        try:
+            signer.verify(credential)
+        except LinkError:
+            return True
+    return False
+
+
+def guard_middleware(
+    config: Config, signer: LinkSigner, admin_key: str, staff_cookie: str
+) -> Middleware:
     failures = AddressLimits(
         config.auth_failures_per_minute / 60.0, config.auth_failure_burst
     )
@@ -90,7 +119,11 @@ def guard_middleware(config: Config) -> Middleware:
             return _refused(request, 403, "forbidden", "Cross-site request refused.")
 
         response = await handler(request)
-        if guarded and response.status in _REFUSALS:
+        if (
+            guarded
+            and response.status in _REFUSALS
+            and _guessed(request, signer, admin_key, staff_cookie)
+        ):
             failures.take(address)
         return response
 

@@ -18,32 +18,47 @@ from server.errors import ProtocolError
 
 __all__ = [
     "ROOM_MESSAGES",
+    "TOOL_MESSAGES",
     "VERSION",
     "Accept",
     "Ask",
     "AutoAnswer",
+    "CameraControl",
     "CameraLink",
     "CameraRemove",
+    "CameraResult",
     "Candidate",
     "Chat",
     "ClientMessage",
     "Decline",
+    "DigitalZoom",
     "Disposition",
     "End",
     "Enter",
     "Expert",
+    "Freeze",
+    "Invite",
     "Join",
+    "Leave",
     "Moderate",
     "Offer",
+    "Pause",
+    "Pointer",
     "Program",
     "Record",
     "RoomEnd",
     "RoomMessage",
     "RoomOffer",
+    "Say",
+    "SessionMessage",
     "SetStatus",
+    "Snapshot",
+    "StrokeAdd",
     "Studio",
     "Transfer",
     "Type",
+    "Undo",
+    "Unfreeze",
     "Zoom",
     "encode",
     "parse",
@@ -65,6 +80,8 @@ class Type(enum.StrEnum):
     TRANSFER = "transfer"
     DISPOSITION = "disposition"
     CANDIDATE = "candidate"
+    INVITE = "invite"
+    LEAVE = "leave"
     # client -> server, demo rooms
     ENTER = "enter"
     STUDIO = "studio"
@@ -79,6 +96,20 @@ class Type(enum.StrEnum):
     CAMERA_REMOVE = "camera_remove"
     EXPERT = "expert"
     ROOM_END = "room_end"
+    # support session tools (camera_control, camera_result, stroke and pointer are
+    # also what the server relays to the other side)
+    CAMERA_CONTROL = "camera_control"
+    CAMERA_RESULT = "camera_result"
+    DIGITAL_ZOOM = "digital_zoom"
+    FREEZE = "freeze"
+    UNFREEZE = "unfreeze"
+    STROKE = "stroke"
+    UNDO = "undo"
+    CLEAR = "clear"
+    POINTER = "pointer"
+    SNAPSHOT = "snapshot"
+    SAY = "say"
+    PAUSE = "pause"
     # server -> client
     WELCOME = "welcome"
     SESSION = "session"
@@ -95,6 +126,8 @@ class Type(enum.StrEnum):
     """A customer offered to this technician."""
     WITHDRAWN = "withdrawn"
     """An offer ended unanswered."""
+    TEAM = "team"
+    """The technicians signed in and their status (to transfer to or invite)."""
     ROOM = "room"
     """A demo room's summary (what this participant may see of it)."""
     CHAT_LINE = "chat_line"
@@ -107,6 +140,12 @@ class Type(enum.StrEnum):
     """A support link for a viewer who asked to talk to an expert."""
     OK = "ok"
     """A request without another reply was done (carries its ref)."""
+    TOOLS = "tools"
+    """A support session's tools: frozen still, strokes, zoom, camera paused."""
+    SAID = "said"
+    """One chat line of a support session."""
+    FILES = "files"
+    """A support session's files (the customer sees what was shown or sent)."""
 
 
 @dataclass(frozen=True)
@@ -182,11 +221,33 @@ class AutoAnswer(ClientMessage):
 
 @dataclass(frozen=True)
 class Transfer(ClientMessage):
-    """Hand the customer of `session` to another queue, without them rejoining."""
+    """Hand the customer of `session` to another queue or to a named technician,
+    without them rejoining."""
 
     type: ClassVar[Type] = Type.TRANSFER
     session: str
-    queue: str
+    queue: str = ""
+    technician: str = ""
+
+
+@dataclass(frozen=True)
+class Invite(ClientMessage):
+    """Ask an expert into a live session: a named technician, or anyone serving
+    `queue` (the session's by default) who has `skill`."""
+
+    type: ClassVar[Type] = Type.INVITE
+    session: str
+    technician: str = ""
+    queue: str = ""
+    skill: str = ""
+
+
+@dataclass(frozen=True)
+class Leave(ClientMessage):
+    """The expert leaves a session; it goes on without them."""
+
+    type: ClassVar[Type] = Type.LEAVE
+    session: str
 
 
 @dataclass(frozen=True)
@@ -218,6 +279,8 @@ class Studio(ClientMessage):
     type: ClassVar[Type] = Type.STUDIO
     room: str = ""
     title: str = ""
+    queue: str = ""
+    """A new room's support queue ("Talk to an expert"); the configured default."""
 
 
 @dataclass(frozen=True)
@@ -321,6 +384,130 @@ class RoomEnd(RoomMessage):
     reason: str = "ended by the presenter"
 
 
+# Support session tools: the technician steers the customer's camera, freezes,
+# draws, keeps snapshots; both sides chat; the customer may pause their camera.
+# Points are in ten-thousandths of the picture (0-10000), origin top left.
+
+
+@dataclass(frozen=True)
+class SessionMessage(ClientMessage):
+    """A message about one support session the sender is in."""
+
+    session: str
+
+
+@dataclass(frozen=True)
+class CameraControl(SessionMessage):
+    """Technician: ask the customer's phone to switch camera, light, zoom or take
+    a full-resolution photo (`zoom` in percent of the widest view)."""
+
+    type: ClassVar[Type] = Type.CAMERA_CONTROL
+    action: str
+    facing: str = ""
+    on: bool = False
+    zoom: int = 100
+
+
+@dataclass(frozen=True)
+class CameraResult(SessionMessage):
+    """Customer's page: how a camera request went (`unsupported`: the phone cannot)."""
+
+    type: ClassVar[Type] = Type.CAMERA_RESULT
+    request: str
+    action: str
+    ok: bool
+    unsupported: bool = False
+    reason: str = ""
+    facing: str = ""
+    torch: bool = False
+    zoom: int = 0
+
+
+@dataclass(frozen=True)
+class DigitalZoom(SessionMessage):
+    """Technician: crop on the server; `factor` in percent, centre in percent."""
+
+    type: ClassVar[Type] = Type.DIGITAL_ZOOM
+    factor: int = 100
+    x: int = 50
+    y: int = 50
+
+
+@dataclass(frozen=True)
+class Freeze(SessionMessage):
+    type: ClassVar[Type] = Type.FREEZE
+
+
+@dataclass(frozen=True)
+class Unfreeze(SessionMessage):
+    type: ClassVar[Type] = Type.UNFREEZE
+
+
+@dataclass(frozen=True)
+class StrokeAdd(SessionMessage):
+    """Technician: one annotation on the frozen still."""
+
+    type: ClassVar[Type] = Type.STROKE
+    shape: str
+    points: list[int]
+    colour: str = "red"
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class Undo(SessionMessage):
+    type: ClassVar[Type] = Type.UNDO
+
+
+@dataclass(frozen=True)
+class Clear(SessionMessage):
+    type: ClassVar[Type] = Type.CLEAR
+
+
+@dataclass(frozen=True)
+class Pointer(SessionMessage):
+    """Technician: where the pointer is on the live picture (`on` false hides it)."""
+
+    type: ClassVar[Type] = Type.POINTER
+    x: int = 0
+    y: int = 0
+    on: bool = True
+
+
+@dataclass(frozen=True)
+class Snapshot(SessionMessage):
+    type: ClassVar[Type] = Type.SNAPSHOT
+
+
+@dataclass(frozen=True)
+class Say(SessionMessage):
+    type: ClassVar[Type] = Type.SAY
+    text: str
+
+
+@dataclass(frozen=True)
+class Pause(SessionMessage):
+    """Customer: pause (or resume) their camera without ending the session."""
+
+    type: ClassVar[Type] = Type.PAUSE
+    paused: bool
+
+
+TOOL_MESSAGES: tuple[type[SessionMessage], ...] = (
+    CameraControl,
+    CameraResult,
+    DigitalZoom,
+    Freeze,
+    Unfreeze,
+    StrokeAdd,
+    Undo,
+    Clear,
+    Pointer,
+    Snapshot,
+    Say,
+    Pause,
+)
+
 ROOM_MESSAGES: tuple[type[ClientMessage], ...] = (
     Enter,
     Studio,
@@ -350,8 +537,10 @@ _CLIENT_TYPES: dict[str, type[ClientMessage]] = {
         AutoAnswer,
         Transfer,
         Disposition,
+        Invite,
+        Leave,
     )
-} | {str(cls.type): cls for cls in ROOM_MESSAGES}
+} | {str(cls.type): cls for cls in ROOM_MESSAGES + TOOL_MESSAGES}
 _LIMITS = {
     "token": 2048,
     "device": 64,
@@ -363,6 +552,8 @@ _LIMITS = {
     "queue": 64,
     "code": 64,
     "notes": 4000,
+    "technician": 40,
+    "skill": 40,
     "room": 64,
     "title": 80,
     "purpose": 16,
@@ -376,12 +567,22 @@ _LIMITS = {
     "action": 16,
     "candidate": 1024,
     "mid": 32,
+    "facing": 16,
+    "request": 32,
+    "shape": 16,
+    "colour": 16,
+    "points": 512,
 }
 """Longest accepted string per field, characters (SDP is bounded by Config)."""
 _CHOICES = {
     "room_offer.purpose": frozenset({"watch", "monitor", "camera", "mic"}),
     "program.layout": frozenset({"single", "pip", "side", "slate"}),
     "moderate.action": frozenset({"answered", "reopen", "pin", "unpin", "dismiss"}),
+    "camera_control.action": frozenset({"facing", "torch", "zoom", "photo"}),
+    "camera_control.facing": frozenset({"", "user", "environment"}),
+    "camera_result.action": frozenset({"facing", "torch", "zoom", "photo"}),
+    "stroke.shape": frozenset({"arrow", "circle", "freehand", "text", "marker"}),
+    "stroke.colour": frozenset({"red", "yellow", "green", "blue", "white"}),
 }
 """Fields that take one of a few words, by 'type.field'."""
 
@@ -445,6 +646,18 @@ def _build(
             ok = ok and 0 <= value <= 100_000
         elif expected is bool:
             ok = isinstance(value, bool)
+        elif expected == list[int]:
+            ok = isinstance(value, list) and all(
+                isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 10_000
+                for v in value
+            )
+            limit = _LIMITS.get(f.name, 64)
+            if ok and len(value) > limit:
+                raise ProtocolError(
+                    f"Field '{f.name}' has over {limit} numbers.",
+                    code="too_large",
+                    ref=ref,
+                )
         else:
             ok = isinstance(value, str)
             limit = max_sdp if f.name == "sdp" else _LIMITS.get(f.name, 256)
@@ -456,7 +669,8 @@ def _build(
                 )
         if not ok:
             raise ProtocolError(
-                f"Field '{f.name}' of '{cls.type}' has the wrong type.",
+                f"Field '{f.name}' of '{cls.type}' has the wrong type"
+                + (" (whole numbers 0-10000)." if expected == list[int] else "."),
                 code="bad_message",
                 ref=ref,
             )

@@ -155,7 +155,7 @@ class Pages:
             skills=grant.scope.get("skills") or None,
         )
         logger.info("staff %s signed in", grant.get("name"))
-        target = "/console"
+        target = "/library" if grant.get("role") == "trainer" else "/console"
         if grant.get("role") == "presenter" or grant.get("room"):
             room = grant.get("room")
             target = f"/studio?room={room}" if room.isalnum() else "/studio"

@@ -206,6 +206,8 @@ class Room:
         self.state = RoomState.OPEN
         self.end_reason = ""
         self.viewer_url = viewer_url
+        self.support_queue = config.room_queue or next(iter(config.queues), "support")
+        """Where "Talk to an expert" puts this room's viewers."""
         self.created = time.time()
         self._config = config
         self._on_closed = on_closed
@@ -229,6 +231,8 @@ class Room:
             title=title,
             clock=self.clock,
         )
+        self.program.on_tick = self._tick
+        self._live: frozenset[str] = frozenset()
         self.voice = VoiceFeed(f"{room_id}/voice")
         self._multiview_feed = Feed(
             f"{room_id}/multiview",
@@ -395,6 +399,7 @@ class Room:
         outbound: list[MediaStreamTrack] = []
         on_track: Callable[[MediaStreamTrack], None] = _ignore
         label = f"{self.id}/{member.id}"
+        known = set(self.cameras)
         if msg.purpose == "watch":
             key = "watch"
             outbound = [
@@ -433,6 +438,12 @@ class Room:
             for track in outbound:
                 track.stop()
             await self._drop_peer(member, key)
+            if key.startswith("camera:") and key[7:] not in known:
+                # A camera whose first offer failed was never there.
+                ghost = self.cameras.pop(key[7:], None)
+                if ghost is not None and ghost.number == self._numbers:
+                    self._numbers -= 1
+                self._changed()
             raise
         if key.startswith("camera:"):
             self.cameras[key[7:]].peer = peer
@@ -526,6 +537,15 @@ class Room:
                 camera.peer = None
                 camera.source = None
                 self._changed()
+
+    def _tick(self, shot: Shot, showing: tuple[str, ...]) -> None:
+        """After each program frame: tell staff when a camera comes or goes away."""
+        live = frozenset(c for c in self.cameras if self.program.live(c))
+        if live != self._live:
+            for camera in live ^ self._live:
+                self.event("camera", camera=camera, live=camera in live)
+            self._live = live
+            self._changed()
 
     def _tiles(self) -> list[Tile]:
         showing = self.program.showing()
@@ -733,6 +753,7 @@ class Room:
                 state="started",
                 room=self.id,
                 title=self.title,
+                presenter=self.presenter,
                 layout=str(shot.layout),
                 main=shot.main,
                 second=shot.second,
@@ -874,7 +895,11 @@ class RoomDirectory:
             raise NotFound("There is no such demo.")
         return room
 
-    def create(self, title: str, presenter: str, room_id: str = "") -> Room:
+    def create(
+        self, title: str, presenter: str, room_id: str = "", queue: str = ""
+    ) -> Room:
+        if queue and queue not in self._config.queues:
+            raise NotFound(f"There is no queue named {queue!r}.", code="no_queue")
         if len(self.rooms) >= self._config.max_rooms:
             raise CapacityError("This server hosts as many demos as it can.")
         room_id = room_id or secrets.token_hex(5)
@@ -888,6 +913,7 @@ class RoomDirectory:
             viewer_url=self.viewer_url(room_id),
             on_closed=self._closed,
         )
+        room.support_queue = queue or room.support_queue
         self.rooms[room_id] = room
         return room
 
@@ -944,13 +970,19 @@ class RoomDirectory:
         return member
 
     async def studio(
-        self, staff: Grant, room_id: str, title: str, channel: Channel, ref: str | None
+        self,
+        staff: Grant,
+        room_id: str,
+        title: str,
+        channel: Channel,
+        ref: str | None,
+        queue: str = "",
     ) -> Member:
         """A signed-in staff member directs `room_id`, or opens a new room."""
         if staff.get("role") not in STAFF_ROLES:
             raise AuthError("Your role cannot present demos.", code="forbidden")
         name = staff.get("name") or "presenter"
-        room = self.get(room_id) if room_id else self.create(title, name)
+        room = self.get(room_id) if room_id else self.create(title, name, queue=queue)
         member = room.enter(RoomRole.PRESENTER, name, channel)
         await _send_quietly(
             channel,
@@ -1018,7 +1050,6 @@ class RoomDirectory:
                     "The built-in demo runs as long as the server.", code="wrong_state"
                 )
             await room.end(f"{message.reason} ({member.name})")
-            return
         else:
             raise ProtocolError(f"'{message.type}' is not a room message.")
         await member.channel.send(encode(Type.OK, ref=ref))
@@ -1042,14 +1073,20 @@ class RoomDirectory:
         )
 
     def _expert(self, member: Member, ref: str | None) -> str:
-        """A support link into the first queue, made once per viewer."""
+        """A support link into the room's support queue, made once per viewer."""
         if not member.expert_url:
-            queue = self._config.queues[0] if self._config.queues else "support"
             token, grant = self._signer.sign(
-                Kind.SUPPORT, self._config.customer_link_ttl_s, queue=queue
+                Kind.SUPPORT,
+                self._config.customer_link_ttl_s,
+                queue=member.room.support_queue,
             )
             member.expert_url = f"{self._config.origin}/j/{token}"
-            member.room.event("expert", member=member.id, link=grant.id)
+            member.room.event(
+                "expert",
+                member=member.id,
+                link=grant.id,
+                queue=member.room.support_queue,
+            )
         return encode(
             Type.EXPERT_LINK, room=member.room.id, url=member.expert_url, ref=ref
         )

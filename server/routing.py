@@ -19,10 +19,19 @@ average speed of answer; average handle time; abandon rate. The estimated wait o
 the customer at position p is p * AHT / N, with AHT over the last 30 minutes and N
 the technicians signed in to the queue and not away; with no recent handle time or
 no one signed in there is no estimate (None), never a made-up number.
+
+Invitations are entries too. A transfer to a named technician is the customer's
+entry with a `target`: only that technician is offered it, and if they decline, miss
+it or are not free within `invite_wait_s` it lapses into the queue for anyone. An
+expert invitation (`expert_for` names the inviting technician) asks a second
+technician into a live session, by name or from a queue with skills; it never counts
+as a waiting customer, is offered before them, and lapses (is removed) unanswered.
+A customer answered once is not counted as answered again after a transfer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import json
@@ -82,6 +91,9 @@ class QueueSettings:
     """Missed offers in a row before a technician is set away."""
     grace_s: float = 120.0
     """A customer who disconnects keeps their place this long, seconds."""
+    invite_wait_s: float = 60.0
+    """A named transfer or an expert invitation waits this long for an answer,
+    seconds."""
     max_waiting: int = 500
     """Customers one queue holds at once."""
 
@@ -103,6 +115,18 @@ class Entry:
     tried: list[str] = field(default_factory=list)
     away_until: float = 0.0
     """Disconnected customers keep their place until then (0: present)."""
+    target: str = ""
+    """Only this technician may be offered the entry (a named transfer or invite)."""
+    lapses_at: float = 0.0
+    """An invitation not taken by then lapses (0: never)."""
+    expert_for: str = ""
+    """An expert invitation: the technician who asks for help (not a customer)."""
+    answered: bool = False
+    """Answered before (a transfer): not counted as answered again."""
+
+    @property
+    def is_invite(self) -> bool:
+        return bool(self.expert_for)
 
     def dump(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -142,8 +166,15 @@ class Presence:
         return cls(**data)
 
     def can_take(self, entry: Entry) -> bool:
-        return entry.queue in self.queues and all(
-            self.skills.get(skill, 0) >= level for skill, level in entry.skills.items()
+        if entry.target:
+            return entry.target == self.name
+        return (
+            entry.queue in self.queues
+            and self.name != entry.expert_for
+            and all(
+                self.skills.get(skill, 0) >= level
+                for skill, level in entry.skills.items()
+            )
         )
 
 
@@ -160,6 +191,8 @@ class RoutingEvent(enum.StrEnum):
     """A technician's status changed (data: technician, status)."""
     ABANDONED = "abandoned"
     """A customer left the queue before being answered (data: entry)."""
+    LAPSED = "lapsed"
+    """A named transfer or an expert invitation got no answer (data: entry)."""
 
 
 Listener = Callable[[RoutingEvent, dict[str, Any]], None]
@@ -208,7 +241,14 @@ class Router:
         found = [Entry.load(text) for text in raw.values()]
         if queue is not None:
             found = [e for e in found if e.queue == queue]
-        return sorted(found, key=lambda e: (-e.priority, e.enqueued_at, e.id))
+        # Expert invitations first: a customer is live and their technician waits.
+        return sorted(
+            found, key=lambda e: (not e.is_invite, -e.priority, e.enqueued_at, e.id)
+        )
+
+    async def waiting(self, queue: str) -> list[Entry]:
+        """The customers waiting in `queue` (not expert invitations), in order."""
+        return [e for e in await self.entries(queue) if not e.is_invite]
 
     async def entry(self, entry_id: str) -> Entry:
         text = await self._store.hget(_ENTRIES, entry_id)
@@ -269,7 +309,7 @@ class Router:
         entry_id: str | None = None,
     ) -> Entry:
         settings = self.settings(queue)
-        waiting = await self.entries(queue)
+        waiting = await self.waiting(queue)
         if len(waiting) >= settings.max_waiting:
             raise ProtocolError(
                 "This queue is full. Please try again later.", code="busy"
@@ -299,9 +339,10 @@ class Router:
             return
         if not await self._store.hdel(_ENTRIES, entry.id):
             return
-        await self._log(
-            entry.queue, "abandoned", wait_s=self._clock() - entry.enqueued_at
-        )
+        if not entry.is_invite and not entry.answered:
+            await self._log(
+                entry.queue, "abandoned", wait_s=self._clock() - entry.enqueued_at
+            )
         logger.info("queue %s: entry %s abandoned (%s)", entry.queue, entry.id, reason)
         if entry.state == EntryState.OFFERED:
             await self._free_offer(entry.offered_to, entry.id)
@@ -331,7 +372,7 @@ class Router:
     async def position(self, entry_id: str) -> tuple[int, float | None]:
         """1-based place in its queue and the estimated wait in seconds (or None)."""
         entry = await self.entry(entry_id)
-        ahead = await self.entries(entry.queue)
+        ahead = await self.waiting(entry.queue)
         place = next(i for i, e in enumerate(ahead, 1) if e.id == entry.id)
         return place, await self.estimated_wait(entry.queue, place)
 
@@ -431,14 +472,17 @@ class Router:
         await self._free_offer(name, entry.id)
 
         def change(p: Presence) -> Presence:
+            p.status, p.since, p.missed, p.session = Status.BUSY, now, 0, entry.session
+            if entry.is_invite:
+                return p  # an expert's help is not a handled customer
             today = _day(now)
             p.sessions_today = (p.sessions_today if p.day == today else 0) + 1
-            p.day, p.status, p.since, p.missed = today, Status.BUSY, now, 0
-            p.session, p.answered_at = entry.session, now
+            p.day, p.answered_at = today, now
             return p
 
         await self._update_presence(name, change)
-        await self._log(entry.queue, "answered", wait_s=now - entry.enqueued_at)
+        if not entry.is_invite and not entry.answered:
+            await self._log(entry.queue, "answered", wait_s=now - entry.enqueued_at)
         logger.info("queue %s: entry %s answered by %s", entry.queue, entry.id, name)
         self._emit(RoutingEvent.ASSIGNED, technician=name, entry=entry)
         self._emit(RoutingEvent.QUEUE, queue=entry.queue)
@@ -465,10 +509,27 @@ class Router:
 
         return await self._update_presence(name, change)
 
-    async def transfer(self, entry: Entry, queue: str) -> Entry:
+    async def release(self, name: str) -> None:
+        """An expert left a session they helped in: available again at once."""
+        now = self._clock()
+
+        def change(p: Presence) -> Presence | None:
+            if p.status != Status.BUSY:
+                return None
+            p.status, p.since, p.idle_since, p.session = Status.AVAILABLE, now, now, ""
+            return p
+
+        with contextlib.suppress(NotFound):
+            await self._update_presence(name, change)
+        await self.dispatch()
+
+    async def transfer(self, entry: Entry, queue: str, target: str = "") -> Entry:
         """Put an answered customer in another queue, ahead of newcomers of equal
-        priority (they keep the time they first joined)."""
-        self.settings(queue)
+        priority (they keep the time they first joined), or before one named
+        technician, who has `invite_wait_s` to take them."""
+        settings = self.settings(queue)
+        if target:
+            await self.reachable(target)
         moved = dataclasses.replace(
             entry,
             queue=queue,
@@ -476,11 +537,100 @@ class Router:
             offered_to="",
             tried=[],
             away_until=0.0,
+            target=target,
+            lapses_at=self._clock() + settings.invite_wait_s if target else 0.0,
+            answered=True,
         )
         await self._store.hset(_ENTRIES, moved.id, moved.dump())
+        logger.info(
+            "queue %s: entry %s transferred%s",
+            queue,
+            moved.id,
+            f" to {target}" if target else "",
+        )
         self._emit(RoutingEvent.QUEUE, queue=queue)
         await self.dispatch()
         return moved
+
+    async def invite_expert(
+        self,
+        *,
+        session: str,
+        inviter: str,
+        queue: str,
+        customer: str = "",
+        target: str = "",
+        skills: dict[str, int] | None = None,
+    ) -> Entry:
+        """Ask a second technician into a live session: `target` by name, or anyone
+        serving `queue` with `skills`."""
+        settings = self.settings(queue)
+        if target == inviter:
+            raise ProtocolError("You are already in this session.", code="bad_message")
+        if target:
+            await self.reachable(target)
+        now = self._clock()
+        entry = Entry(
+            id=f"{session}:expert",
+            queue=queue,
+            customer=customer,
+            session=session,
+            enqueued_at=now,
+            skills=dict(skills or {}),
+            target=target,
+            lapses_at=now + settings.invite_wait_s,
+            expert_for=inviter,
+        )
+        if await self._store.hget(_ENTRIES, entry.id) is not None:
+            raise ProtocolError(
+                "An expert is already being invited to this session.",
+                code="wrong_state",
+            )
+        await self._store.hset(_ENTRIES, entry.id, entry.dump())
+        logger.info(
+            "queue %s: %s invites %s to session %s",
+            queue,
+            inviter,
+            target or "an expert",
+            session,
+        )
+        await self.dispatch()
+        return entry
+
+    async def cancel(self, entry_id: str) -> None:
+        """Take an invitation back (its session ended): not an abandon."""
+        try:
+            entry = await self.entry(entry_id)
+        except NotFound:
+            return
+        if not await self._store.hdel(_ENTRIES, entry.id):
+            return
+        if entry.state == EntryState.OFFERED:
+            await self._free_offer(entry.offered_to, entry.id)
+            self._emit(RoutingEvent.WITHDRAWN, technician=entry.offered_to, entry=entry)
+
+    async def reachable(self, name: str) -> Presence:
+        """`name`'s presence if they are signed in and not away (else an error)."""
+        presence = await self.presence(name)
+        if presence is None or presence.status == Status.AWAY:
+            raise ProtocolError(f"{name} is not available.", code="unavailable")
+        return presence
+
+    async def _lapse(self, entry: Entry) -> None:
+        """A named transfer or an invitation got no answer in time."""
+        if entry.is_invite:
+            if not await self._store.hdel(_ENTRIES, entry.id):
+                return
+        else:
+            tried = entry.tried
+            if entry.target and entry.target not in tried:
+                tried = [*tried, entry.target]
+            opened = dataclasses.replace(entry, target="", lapses_at=0.0, tried=tried)
+            if not await self._swap_entry(entry, opened):
+                return
+            self._emit(RoutingEvent.QUEUE, queue=entry.queue)
+        logger.info("queue %s: entry %s lapsed unanswered", entry.queue, entry.id)
+        self._emit(RoutingEvent.LAPSED, entry=entry)
 
     # offers
 
@@ -501,6 +651,8 @@ class Router:
             return
         await self._free_offer(name, entry.id)
         self._emit(RoutingEvent.WITHDRAWN, technician=name, entry=back)
+        if back.target:
+            await self._lapse(back)
         if not missed:
             return
         limit = self.settings(entry.queue).max_missed
@@ -528,6 +680,12 @@ class Router:
             settings = self.settings(entry.queue)
             if entry.away_until and entry.away_until <= now:
                 await self.leave(entry.id, "did not come back")
+            elif (
+                entry.state == EntryState.WAITING
+                and entry.lapses_at
+                and entry.lapses_at <= now
+            ):
+                await self._lapse(entry)
             elif (
                 entry.state == EntryState.OFFERED
                 and now - entry.offered_at >= settings.offer_timeout_s
@@ -606,7 +764,7 @@ class Router:
         """The supervisor's live figures for one queue."""
         settings = self.settings(queue)
         now = self._clock()
-        waiting = await self.entries(queue)
+        waiting = await self.waiting(queue)
         staff = [p for p in await self.technicians() if queue in p.queues]
         out: dict[str, Any] = {
             "queue": queue,

@@ -23,6 +23,7 @@ from server.limits import AddressLimits, FloodGuard, TokenBucket
 from server.links import Grant, Kind, LinkSigner
 from server.messages import (
     ROOM_MESSAGES,
+    TOOL_MESSAGES,
     Accept,
     AutoAnswer,
     Candidate,
@@ -31,7 +32,9 @@ from server.messages import (
     Disposition,
     End,
     Enter,
+    Invite,
     Join,
+    Leave,
     Offer,
     SetStatus,
     Studio,
@@ -209,6 +212,8 @@ class Signalling:
                 await self._join(request, who, message)
             elif who.role is None:
                 raise ProtocolError("Send 'join' first.", code="wrong_state")
+            elif isinstance(message, End) and self._is_expert(who, message.session):
+                await self._leave(who, self._session_of(who, message.session))
             elif isinstance(message, Offer):
                 await self._offer(who, message)
             elif isinstance(message, Candidate):
@@ -219,6 +224,11 @@ class Signalling:
             elif isinstance(message, End):
                 session = self._session_of(who, message.session)
                 await session.end(f"ended by {who.role}: {message.reason}")
+            elif isinstance(message, TOOL_MESSAGES):
+                session = self._session_of(who, message.session)
+                reply = await session.tools.handle(who.role, who.name, message)
+                if reply is not None:
+                    await who.channel.send(encode(Type.OK, ref=message.ref, **reply))
             elif who.role != Role.TECHNICIAN:
                 raise AuthError("Only technicians can do that.", code="forbidden")
             else:
@@ -251,8 +261,19 @@ class Signalling:
             await board.set_auto_answer(who.name, message.on)
         elif isinstance(message, Transfer):
             session = self._session_of(who, message.session)
+            await board.transfer(who.name, session, message.queue, message.technician)
             who.sessions.pop(session.id, None)
-            await board.transfer(who.name, session, message.queue)
+        elif isinstance(message, Invite):
+            session = self._session_of(who, message.session)
+            await board.invite(
+                who.name,
+                session,
+                technician=message.technician,
+                queue=message.queue,
+                skill=message.skill,
+            )
+        elif isinstance(message, Leave):
+            await self._leave(who, self._session_of(who, message.session))
         elif isinstance(message, Disposition):
             await board.disposition(
                 who.name, message.session, message.code, message.notes
@@ -336,6 +357,15 @@ class Signalling:
             )
         return grant
 
+    def _is_expert(self, who: _Participant, session_id: str) -> bool:
+        session = self._desk.sessions.get(session_id)
+        return session is not None and _seat(who, session) == Role.EXPERT
+
+    async def _leave(self, who: _Participant, session: SupportSession) -> None:
+        """The expert leaves; the session goes on without them."""
+        await self._switchboard.expert_leaves(who.name, session)
+        who.sessions.pop(session.id, None)
+
     def _session_of(self, who: _Participant, session_id: str) -> SupportSession:
         session = who.sessions.get(session_id)
         if session is not None:
@@ -346,17 +376,18 @@ class Signalling:
                 )
             return session
         session = self._desk.get(session_id)
-        if who.role != Role.TECHNICIAN or session.technician != who.name:
+        if who.role != Role.TECHNICIAN or session.role_of(who.name) is None:
             raise AuthError("This session is not yours.", code="forbidden")
         return session
 
     async def _offer(self, who: _Participant, msg: Offer) -> None:
         assert who.role is not None
         session = self._session_of(who, msg.session)
+        role = _seat(who, session)
         if msg.session not in who.sessions:
             who.sessions[session.id] = session
-            await session.attach(who.role, who.channel)
-        answer = await session.offer(who.role, msg.sdp, msg.width, msg.height)
+            await session.attach(role, who.channel)
+        answer = await session.offer(role, msg.sdp, msg.width, msg.height)
         await who.channel.send(
             encode(Type.ANSWER, session=session.id, sdp=answer, ref=msg.ref)
         )
@@ -382,7 +413,12 @@ class Signalling:
                 raise AuthError("Sign in first.", code="not_signed_in")
             grant = await self._signer.check(cookie, Kind.STAFF)
             who.member = await rooms.studio(
-                grant, message.room, message.title, who.channel, message.ref
+                grant,
+                message.room,
+                message.title,
+                who.channel,
+                message.ref,
+                queue=message.queue,
             )
         elif who.member is None:
             raise ProtocolError("Enter a room first.", code="wrong_state")
@@ -398,7 +434,7 @@ class Signalling:
         if who.role is None:
             return
         for session in who.sessions.values():
-            await session.detach(who.role, who.channel, reason)
+            await session.detach(_seat(who, session), who.channel, reason)
             if who.role == Role.CUSTOMER:
                 await self._switchboard.customer_left(session)
 
@@ -411,6 +447,14 @@ class Signalling:
             ),
             return_exceptions=True,
         )
+
+
+def _seat(who: _Participant, session: SupportSession) -> Role:
+    """The participant's seat in `session`: a console may be its expert."""
+    assert who.role is not None
+    if who.role == Role.TECHNICIAN:
+        return session.role_of(who.name) or who.role
+    return who.role
 
 
 def _without_type(wire: dict[str, object]) -> dict[str, object]:

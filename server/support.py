@@ -1,4 +1,5 @@
-"""Support sessions: one customer and one technician, media through the server.
+"""Support sessions: a customer and a technician (and maybe an expert), media
+through the server.
 
 A session is created when a customer enters through a link and ends once, with a
 reason: either side ends it, a participant stays away longer than the rejoin grace,
@@ -9,6 +10,11 @@ or the server stops. Media wiring, per session:
     customer mic ─ Source ─┬─> technician's peer       technician mic ─┬─> customer
                            └─> AudioMixer ─> Recording                 └─> AudioMixer
     technician camera (optional) ─ Source ─> customer's peer (small inset)
+
+An expert added to a live session gets the customer's feed like the technician. With
+three voices a plain relay no longer works, so every voice goes through `MixMinus`:
+each participant hears the mix of the others, never themselves; the recording's
+mixer hears everyone. The expert may leave; the session goes on.
 
 Recording starts when both peers are first connected; the timeline's clock is the
 recording's media clock (events before it carry negative times).
@@ -34,7 +40,9 @@ from recorder.layout import write_meta
 from server.config import Config
 from server.errors import CapacityError, NotFound, ProtocolError
 from server.media import Feed, FrameTrack, Peer, PeerState, Source
+from server.media.mixminus import MixMinus
 from server.messages import Type, encode
+from server.tools import SessionTools
 from server.turn import ice_servers
 
 __all__ = ["Channel", "Role", "SessionState", "SupportDesk", "SupportSession"]
@@ -58,6 +66,8 @@ class Channel(Protocol):
 class Role(enum.StrEnum):
     CUSTOMER = "customer"
     TECHNICIAN = "technician"
+    EXPERT = "expert"
+    """A second technician asked in to help; may leave without ending the session."""
 
 
 class SessionState(enum.StrEnum):
@@ -100,6 +110,7 @@ class SupportSession:
         config: Config,
         on_closed: Callable[[SupportSession], None],
         queue: str = "",
+        on_expert_left: Callable[[SupportSession, str], None] | None = None,
     ) -> None:
         self.id = session_id
         self.link_id = link_id
@@ -112,10 +123,16 @@ class SupportSession:
         """True once both sides had media: the technician handled this session."""
         self._config = config
         self._on_closed = on_closed
+        self._on_expert_left = on_expert_left
+        self.invite = ""
+        """Who is being asked in as an expert, in words ("" when nobody)."""
         self._seats = {
             Role.CUSTOMER: _Seat(Role.CUSTOMER, customer),
             Role.TECHNICIAN: _Seat(Role.TECHNICIAN, technician),
+            Role.EXPERT: _Seat(Role.EXPERT, ""),
         }
+        self._voices = MixMinus(session_id)
+        self._expert_leaving: asyncio.Task[None] | None = None
         self._t0 = time.monotonic()
         self._media_t0: float | None = None
         self._early_events: list[tuple[float, str, dict[str, Any]]] = []
@@ -133,6 +150,7 @@ class SupportSession:
             keyframe_interval_s=config.keyframe_interval_s,
             keyframe_min_gap_s=config.keyframe_min_gap_s,
         )
+        self.tools = SessionTools(self, self._feed, self._directory, config)
         self._closing: asyncio.Task[None] | None = None
         logger.info(
             "session %s: created for customer %s and technician %s",
@@ -181,13 +199,30 @@ class SupportSession:
     def customer(self) -> str:
         return self._seats[Role.CUSTOMER].name
 
+    @property
+    def expert(self) -> str:
+        return self._seats[Role.EXPERT].name
+
+    def role_of(self, name: str) -> Role | None:
+        """The staff seat `name` holds in this session, if any."""
+        for role in (Role.TECHNICIAN, Role.EXPERT):
+            if name and self._seats[role].name == name:
+                return role
+        return None
+
+    def _pair(self) -> tuple[_Seat, _Seat]:
+        """The customer's and the technician's seats: they make a session live."""
+        return self._seats[Role.CUSTOMER], self._seats[Role.TECHNICIAN]
+
     def summary(self) -> dict[str, Any]:
-        seats = self._seats.values()
+        seats = [s for s in self._seats.values() if s.role != Role.EXPERT or s.name]
         return {
             "session": self.id,
             "state": str(self.state),
             "technician": self.technician,
             "customer": self.customer,
+            "expert": self.expert,
+            "invite": self.invite,
             "queue": self.queue,
             "present": {str(s.role): s.channel is not None for s in seats},
             "media": {
@@ -205,6 +240,16 @@ class SupportSession:
         channel = self._seats[Role.CUSTOMER].channel
         if channel is not None:
             await _send_quietly(channel, text)
+
+    async def tell(self, role: str | None, text: str) -> bool:
+        """Send to one role's page (None: both); False when that role is away."""
+        seats = [s for s in self._seats.values() if role is None or s.role == role]
+        sent = False
+        for seat in seats:
+            if seat.channel is not None:
+                await _send_quietly(seat.channel, text)
+                sent = True
+        return sent
 
     async def broadcast(self) -> None:
         text = encode(Type.SESSION, **self.summary())
@@ -235,6 +280,7 @@ class SupportSession:
             )
         self.event("join", role=str(role), name=seat.name)
         await self.broadcast()
+        await self.tools.welcome(role)
 
     async def detach(self, role: Role, channel: Channel, reason: str) -> None:
         """A participant's channel closed; they have the grace period to return."""
@@ -257,6 +303,12 @@ class SupportSession:
 
     def _grace_expired(self, role: Role) -> None:
         self._seats[role].grace = None
+        if role == Role.EXPERT:
+            self._expert_leaving = asyncio.get_running_loop().create_task(
+                self.remove_expert("the expert left and did not return"),
+                name=f"expert leaves {self.id}",
+            )
+            return
         self.end_soon(f"{role} left and did not return")
 
     async def assign(self, technician: str) -> None:
@@ -270,8 +322,9 @@ class SupportSession:
         await self._set_state(SessionState.WAITING)
         await self.broadcast()
 
-    async def release_technician(self, to_queue: str) -> str:
-        """The technician hands the customer on: back to a queue, customer connected."""
+    async def release_technician(self, to_queue: str, to_technician: str = "") -> str:
+        """The technician hands the customer on: back to a queue or to a named
+        technician; the customer stays connected."""
         seat = self._seats[Role.TECHNICIAN]
         if self.state == SessionState.ENDED or not seat.name:
             raise ProtocolError(
@@ -280,18 +333,61 @@ class SupportSession:
         previous = seat.name
         await self._drop_media(seat)
         if seat.channel is not None:
+            to = to_technician or to_queue
             await _send_quietly(
                 seat.channel,
-                encode(
-                    Type.ENDED, session=self.id, reason=f"transferred to {to_queue}"
-                ),
+                encode(Type.ENDED, session=self.id, reason=f"transferred to {to}"),
             )
         seat.channel, seat.name = None, ""
-        self.event("transfer", technician=previous, queue=to_queue)
+        self.event(
+            "transfer", technician=previous, queue=to_queue, to=to_technician or None
+        )
         self.queue = to_queue
         await self._set_state(SessionState.QUEUED)
         await self.broadcast()
         return previous
+
+    async def add_expert(self, name: str) -> None:
+        """Routing gave the technician's expert invitation to `name`."""
+        seat = self._seats[Role.EXPERT]
+        if self.state in (SessionState.QUEUED, SessionState.ENDED) or seat.name:
+            raise ProtocolError(
+                "This session cannot take an expert now.", code="wrong_state"
+            )
+        seat.name, self.invite = name, ""
+        self.event("expert", expert=name, technician=self.technician)
+        logger.info("session %s: expert %s added", self.id, name)
+        await self.broadcast()
+
+    def expert_away(self) -> None:
+        """The expert's consoles all closed (maybe before they ever connected):
+        they have the rejoin grace to come back, as after a detach."""
+        seat = self._seats[Role.EXPERT]
+        if seat.name and seat.channel is None and seat.grace is None:
+            seat.grace = asyncio.get_running_loop().call_later(
+                self._config.rejoin_grace_s, self._grace_expired, Role.EXPERT
+            )
+
+    async def remove_expert(self, reason: str) -> None:
+        """The expert leaves (or is gone too long); the session goes on."""
+        seat = self._seats[Role.EXPERT]
+        name = seat.name
+        if not name or self.state == SessionState.ENDED:
+            return
+        if seat.grace is not None:
+            seat.grace.cancel()
+            seat.grace = None
+        await self._drop_media(seat)
+        if seat.channel is not None:
+            await _send_quietly(
+                seat.channel, encode(Type.ENDED, session=self.id, reason=reason)
+            )
+        seat.channel, seat.name = None, ""
+        self.event("expert_left", expert=name, reason=reason)
+        logger.info("session %s: expert %s left (%s)", self.id, name, reason)
+        await self.broadcast()
+        if self._on_expert_left is not None:
+            self._on_expert_left(self, name)
 
     # media
 
@@ -300,7 +396,7 @@ class SupportSession:
         if self.state == SessionState.ENDED:
             raise ProtocolError("This session has ended.", code="wrong_state")
         seat = self._seats[role]
-        if seat.channel is None:
+        if seat.channel is None or not seat.name:
             raise ProtocolError("Join the session before offering.", code="wrong_state")
         _check_offer_moment(seat, sdp)
         await self._drop_media(seat)
@@ -317,6 +413,9 @@ class SupportSession:
         )
         seat.peer = peer
         seat.outlets = self._outlets_for(role)
+        voice = seat.outlets["audio"]
+        assert isinstance(voice, FrameTrack)
+        self._voices.attach(str(role), voice)
         seat.answering = True
         try:
             answer = await peer.answer(sdp, list(seat.outlets.values()))
@@ -339,7 +438,7 @@ class SupportSession:
         if role == Role.TECHNICIAN and self.state == SessionState.QUEUED:
             raise ProtocolError("No technician is assigned yet.", code="wrong_state")
         if self.state == SessionState.WAITING and all(
-            s.peer is not None for s in self._seats.values()
+            s.peer is not None for s in self._pair()
         ):
             await self._set_state(SessionState.CONNECTING)
         await self.broadcast()
@@ -356,10 +455,10 @@ class SupportSession:
 
     def _outlets_for(self, role: Role) -> dict[str, MediaStreamTrack]:
         """The tracks the server sends to this role, in offer m-line order."""
-        if role == Role.TECHNICIAN:
+        if role != Role.CUSTOMER:
             return {
-                "video": self._feed.subscribe(f"{self.id}/technician"),
-                "audio": FrameTrack("audio", f"{self.id}/to-technician"),
+                "video": self._feed.subscribe(f"{self.id}/{role}"),
+                "audio": FrameTrack("audio", f"{self.id}/to-{role}"),
             }
         return {
             "audio": FrameTrack("audio", f"{self.id}/to-customer"),
@@ -367,22 +466,23 @@ class SupportSession:
         }
 
     def _inbound(self, seat: _Seat, track: MediaStreamTrack) -> None:
-        other = self._seats[
-            Role.TECHNICIAN if seat.role == Role.CUSTOMER else Role.CUSTOMER
-        ]
+        customer = self._seats[Role.CUSTOMER]
         label = f"{self.id}/{seat.role}-{track.kind}"
 
         def sink(frame: av.frame.Frame) -> None:
             if track.kind == "video" and seat.role == Role.CUSTOMER:
                 assert isinstance(frame, av.VideoFrame)
-                self._feed.push(frame)
+                self.tools.put(frame)
                 return
-            outlet = other.outlets.get(track.kind)
-            if isinstance(outlet, FrameTrack):
-                outlet.push(frame)
-            if track.kind == "audio" and self._mixer is not None:
-                assert isinstance(frame, av.AudioFrame)
-                self._mixer.push(str(seat.role), frame, self._media_clock())
+            if isinstance(frame, av.AudioFrame):
+                self._voices.push(str(seat.role), frame)
+                if self._mixer is not None:
+                    self._mixer.push(str(seat.role), frame, self._media_clock())
+            elif seat.role == Role.TECHNICIAN:
+                # The customer sees the technician's camera (not the expert's).
+                outlet = customer.outlets.get("video")
+                if isinstance(outlet, FrameTrack):
+                    outlet.push(frame)
 
         seat.sources.append(Source(label, track, sink))
 
@@ -396,11 +496,13 @@ class SupportSession:
         self.event("media", role=str(seat.role), state=str(state))
         if state == PeerState.FAILED:
             await self._drop_media(seat)
-            if seat.channel is None:
+            if seat.channel is None and seat.role == Role.EXPERT:
+                await self.remove_expert("the expert's connection failed")
+            elif seat.channel is None:
                 self.end_soon(f"{seat.role} connection failed")
         elif state == PeerState.CONNECTED and all(
             s.peer is not None and s.peer.state == PeerState.CONNECTED
-            for s in self._seats.values()
+            for s in self._pair()
         ):
             if self._media_t0 is None:
                 self._start_recording()
@@ -411,6 +513,10 @@ class SupportSession:
     async def _drop_media(self, seat: _Seat) -> None:
         peer, seat.peer = seat.peer, None
         sources, seat.sources = seat.sources, []
+        voice = seat.outlets.get("audio")
+        if isinstance(voice, FrameTrack):
+            self._voices.detach(str(seat.role), voice)
+        self._voices.forget(str(seat.role))
         seat.outlets = {}
         for source in sources:
             await source.stop()
@@ -489,7 +595,9 @@ class SupportSession:
                 await _send_quietly(seat.channel, text)
             await self._drop_media(seat)
         self._feed.remove_listener(self._record_packet)
+        await self.tools.close()
         await self._feed.close()
+        await self._voices.close()
         if self._mix_task is not None:
             self._mix_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -549,6 +657,7 @@ class SupportDesk:
         self._consoles: dict[str, set[Channel]] = {}
         self.sessions_total = 0
         self.closed_listeners: list[Callable[[SupportSession], None]] = []
+        self.expert_left_listeners: list[Callable[[SupportSession, str], None]] = []
         self.ended_by_technician: dict[str, str] = {}
         self.ended_clock: dict[str, float] = {}
         """Timeline clock at each ended session's end, for late events (disposition)."""
@@ -589,6 +698,7 @@ class SupportDesk:
             config=self._config,
             on_closed=self._closed,
             queue=queue,
+            on_expert_left=self._expert_left,
         )
         self.sessions[session_id] = session
         self.sessions_total += 1
@@ -608,16 +718,22 @@ class SupportDesk:
         while len(self.ended) > 10_000:
             self.ended.pop(next(iter(self.ended)))
         text = encode(Type.ENDED, session=session.id, reason=session.end_reason)
-        for channel in self._consoles.get(session.technician, set()):
-            asyncio.get_running_loop().create_task(_send_quietly(channel, text))
+        for name in {session.technician, session.expert} - {""}:
+            for channel in self._consoles.get(name, set()):
+                asyncio.get_running_loop().create_task(_send_quietly(channel, text))
+
+    def _expert_left(self, session: SupportSession, name: str) -> None:
+        for listener in self.expert_left_listeners:
+            listener(session, name)
 
     def for_technician(self, name: str) -> list[SupportSession]:
-        return [s for s in self.sessions.values() if s.technician == name]
+        """The sessions `name` works in, as technician or as expert."""
+        return [s for s in self.sessions.values() if s.role_of(name) is not None]
 
     async def console_joined(self, name: str, channel: Channel) -> None:
         self._consoles.setdefault(name, set()).add(channel)
         for session in self.for_technician(name):
-            await self.notify_console(session)
+            await _send_quietly(channel, encode(Type.SESSION, **session.summary()))
 
     def console_left(self, name: str, channel: Channel) -> None:
         channels = self._consoles.get(name)
@@ -625,6 +741,9 @@ class SupportDesk:
             channels.discard(channel)
             if not channels:
                 del self._consoles[name]
+                for session in self.for_technician(name):
+                    if session.expert == name:
+                        session.expert_away()
 
     async def notify_console(self, session: SupportSession) -> None:
         await self.tell_technician(

@@ -4,7 +4,8 @@ Routing decides who serves whom; the switchboard carries those decisions to peop
 a queued customer learns their place and estimated wait, a technician's consoles get
 offers, withdrawals and their presence, and an accepted offer assigns the session so
 the technician's console connects. It also turns session ends into wrap-up, records
-dispositions, and hands customers on (transfer). No aiohttp here.
+dispositions, hands customers on (transfer to a queue or a named technician) and
+brings experts into live sessions. No aiohttp here.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def queue_settings(config: Config) -> list[QueueSettings]:
             offer_timeout_s=config.offer_timeout_s,
             max_missed=config.max_missed_offers,
             grace_s=config.queue_grace_s,
+            invite_wait_s=config.invite_wait_s,
         )
         for name in config.queues
     ]
@@ -51,6 +53,7 @@ class Switchboard:
         self.router = Router(store, queue_settings(config))
         self.router.listen(self._routing_event)
         desk.closed_listeners.append(self._session_closed)
+        desk.expert_left_listeners.append(self._expert_left)
         self._pending: set[asyncio.Task[None]] = set()
         self._ticker: asyncio.Task[None] | None = None
         self.figures: dict[str, dict[str, Any]] = {}
@@ -84,7 +87,11 @@ class Switchboard:
 
     async def refresh_figures(self) -> None:
         self.figures = {q: await self.router.figures(q) for q in self.router.queues}
-        self.technicians = await self.router.technicians()
+        technicians = await self.router.technicians()
+        if _team(technicians) != _team(self.technicians):
+            # Someone signed in or out, or changed status (on any node).
+            await self.tell_team(technicians)
+        self.technicians = technicians
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -120,6 +127,7 @@ class Switchboard:
     async def tell_position(self, session: SupportSession) -> None:
         try:
             place, wait = await self.router.position(session.id)
+            entry = await self.router.entry(session.id)
         except NotFound:
             return
         await session.tell_customer(
@@ -129,6 +137,7 @@ class Switchboard:
                 queue=session.queue,
                 position=place,
                 estimated_wait_s=wait,
+                technician=entry.target or None,
             )
         )
 
@@ -149,6 +158,7 @@ class Switchboard:
         )
         await self.tell_presence(name)
         await self.tell_queues(name)
+        await self.tell_team()
         for entry in await self.router.entries():
             if entry.state == "offered" and entry.offered_to == name:
                 await self._tell_offer(name, entry)
@@ -182,11 +192,27 @@ class Switchboard:
     async def decline(self, name: str, entry_id: str) -> None:
         await self.router.decline(name, entry_id)
 
-    async def transfer(self, name: str, session: SupportSession, queue: str) -> None:
+    def _queue_for(self, session: SupportSession, queue: str) -> str:
+        """The queue named, else the session's, else the first one."""
+        queue = queue or session.queue or next(iter(self.router.queues), "")
+        self.router.settings(queue)
+        return queue
+
+    async def transfer(
+        self, name: str, session: SupportSession, queue: str, technician: str = ""
+    ) -> None:
+        """Hand the customer to a queue or to a named technician; the customer's
+        peer stays up, the technician's side is dropped and re-made on answer."""
         if session.technician != name:
             raise AuthError("This session is not yours.", code="forbidden")
-        self.router.settings(queue)
-        await session.release_technician(queue)
+        if not queue and not technician:
+            raise ProtocolError("Name a queue or a technician.", code="bad_message")
+        if technician == name:
+            raise ProtocolError("You already have this customer.", code="bad_message")
+        queue = self._queue_for(session, queue)
+        if technician:
+            await self.router.reachable(technician)  # before anything changes
+        await session.release_technician(queue, technician)
         await self.router.finish(name, session.queue or queue)
         await self.router.transfer(
             Entry(
@@ -197,8 +223,60 @@ class Switchboard:
                 enqueued_at=session.created,
             ),
             queue,
+            target=technician,
         )
         await self.tell_position(session)
+        await self.tell_presence(name)
+
+    async def invite(
+        self,
+        name: str,
+        session: SupportSession,
+        *,
+        technician: str = "",
+        queue: str = "",
+        skill: str = "",
+    ) -> None:
+        """The session's technician asks for an expert (by name or queue/skill)."""
+        if session.technician != name:
+            raise AuthError(
+                "Only the session's technician can invite.", code="forbidden"
+            )
+        if session.state not in (SessionState.LIVE, SessionState.CONNECTING):
+            raise ProtocolError(
+                "Invite an expert once you are live.", code="wrong_state"
+            )
+        if session.expert:
+            raise ProtocolError(
+                f"{session.expert} is already here.", code="wrong_state"
+            )
+        queue = self._queue_for(session, queue)
+        await self.router.invite_expert(
+            session=session.id,
+            inviter=name,
+            queue=queue,
+            customer=session.customer,
+            target=technician,
+            skills={skill: 1} if skill else {},
+        )
+        session.invite = technician or f"an expert from {queue}" + (
+            f" ({skill})" if skill else ""
+        )
+        session.event("invite", technician=name, to=technician, queue=queue)
+        await session.broadcast()
+
+    async def expert_leaves(self, name: str, session: SupportSession) -> None:
+        if session.expert != name:
+            raise ProtocolError(
+                "You are not this session's expert.", code="wrong_state"
+            )
+        await session.remove_expert(f"{name} left")
+
+    def _expert_left(self, session: SupportSession, name: str) -> None:
+        self._spawn(self._release_expert(name))
+
+    async def _release_expert(self, name: str) -> None:
+        await self.router.release(name)
         await self.tell_presence(name)
 
     async def disposition(
@@ -247,6 +325,14 @@ class Switchboard:
             ),
         )
 
+    async def tell_team(self, technicians: list[Presence] | None = None) -> None:
+        """Every console learns who is signed in and free to take a transfer."""
+        if technicians is None:
+            technicians = await self.router.technicians()
+        text = encode(Type.TEAM, technicians=_team(technicians))
+        for name in self._desk.consoles_online():
+            await self._desk.tell_technician(name, text)
+
     async def tell_queues(self, name: str) -> None:
         presence = await self.router.presence(name)
         if presence is None:
@@ -262,7 +348,7 @@ class Switchboard:
                 "state": str(e.state),
             }
             for e in await self.router.entries()
-            if e.queue in presence.queues
+            if e.queue in presence.queues and not e.is_invite
         ]
         await self._desk.tell_technician(name, encode(Type.QUEUES, waiting=waiting))
 
@@ -278,6 +364,8 @@ class Switchboard:
                 queue=entry.queue,
                 waited_s=round(self.router.clock() - entry.enqueued_at, 1),
                 timeout_s=timeout,
+                expert_for=entry.expert_for or None,
+                transfer=entry.answered,
             ),
         )
 
@@ -296,12 +384,18 @@ class Switchboard:
         elif event == RoutingEvent.ASSIGNED:
             entry: Entry = data["entry"]
             session = self._desk.sessions.get(entry.session)
+            if entry.is_invite:
+                await self._expert_arrives(data["technician"], session)
+                return
             if session is None:
                 return
             await session.assign(data["technician"])
             await self._desk.notify_console(session)
+        elif event == RoutingEvent.LAPSED:
+            await self._lapsed(data["entry"])
         elif event == RoutingEvent.STATUS:
             await self.tell_presence(data["technician"])
+            await self.tell_team()
         elif event == RoutingEvent.QUEUE:
             queue = data["queue"]
             for session in list(self._desk.sessions.values()):
@@ -314,10 +408,48 @@ class Switchboard:
             if session is not None and session.state == SessionState.QUEUED:
                 await session.end("left the queue")
 
+    async def _expert_arrives(self, name: str, session: SupportSession | None) -> None:
+        try:
+            if session is None:
+                raise NotFound("The session has ended.", code="ended")
+            await session.add_expert(name)
+        except (NotFound, ProtocolError) as exc:
+            # The session ended (or changed) while the invitation was answered.
+            await self._desk.tell_technician(
+                name, encode(Type.ERROR, code=exc.code, reason=exc.reason)
+            )
+            await self._release_expert(name)
+            return
+        # The technician heard of it from the session; the expert's console connects.
+        await self._desk.tell_technician(
+            name, encode(Type.SESSION, **session.summary())
+        )
+
+    async def _lapsed(self, entry: Entry) -> None:
+        session = self._desk.sessions.get(entry.session)
+        if session is None or not entry.is_invite:
+            return
+        session.invite = ""
+        who = entry.target or "No expert"
+        session.event("invite_lapsed", to=entry.target, queue=entry.queue)
+        await self._desk.tell_technician(
+            entry.expert_for,
+            encode(
+                Type.ERROR,
+                code="no_answer",
+                reason=f"{who} did not answer the invitation.",
+                session=session.id,
+            ),
+        )
+        await session.broadcast()
+
     def _session_closed(self, session: SupportSession) -> None:
         self._spawn(self._after_session(session))
 
     async def _after_session(self, session: SupportSession) -> None:
+        await self.router.cancel(f"{session.id}:expert")
+        if session.expert:
+            await self._release_expert(session.expert)
         if not session.queue:
             return
         with contextlib.suppress(NotFound):
@@ -325,3 +457,10 @@ class Switchboard:
         if session.technician and session.was_live:
             with contextlib.suppress(NotFound):
                 await self.router.finish(session.technician, session.queue)
+
+
+def _team(technicians: list[Presence]) -> list[dict[str, Any]]:
+    return [
+        {"name": p.name, "status": str(p.status), "queues": p.queues}
+        for p in technicians
+    ]

@@ -3,6 +3,7 @@ import {
   $, PEER_WORDS, Signal, clearError, countFrames, makeOffer, readBoot, showError,
   showState,
 } from "/static/tapline.js";
+import { ConsoleTools } from "/static/console-tools.js";
 
 const boot = readBoot();
 const errorEl = $("error");
@@ -11,6 +12,7 @@ const sessions = new Map(); // session id -> { el, pc, state }
 let mic = null;
 let camera = null;
 let presence = null;
+let team = []; // technicians signed in: { name, status, queues }
 const offers = new Map(); // entry id -> { el, timer }
 
 const SESSION_WORDS = {
@@ -40,11 +42,25 @@ function sessionView(id, summary) {
     });
     el.querySelector(".transfer").addEventListener("click", async () => {
       const queue = el.querySelector(".transfer-queue").value;
+      const technician = el.querySelector(".transfer-technician").value;
       try {
-        await signal.request("transfer", { session: id, queue });
+        await signal.request("transfer", { session: id, queue, technician });
       } catch (error) {
         showError(errorEl, error);
       }
+    });
+    el.querySelector(".invite").addEventListener("click", async () => {
+      const technician = el.querySelector(".expert-technician").value;
+      const queue = el.querySelector(".expert-queue").value;
+      const skill = el.querySelector(".expert-skill").value.trim();
+      try {
+        await signal.request("invite", { session: id, technician, queue, skill });
+      } catch (error) {
+        showError(errorEl, error);
+      }
+    });
+    el.querySelector(".leave").addEventListener("click", () => {
+      signal.request("leave", { session: id }).catch((error) => showError(errorEl, error));
     });
     el.querySelector(".wrap").addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -65,13 +81,28 @@ function sessionView(id, summary) {
     if (presence) {
       fillSelect(el.querySelector(".disposition"), presence.dispositions);
       fillSelect(el.querySelector(".transfer-queue"), presence.all_queues);
+      fillSelect(el.querySelector(".expert-queue"), presence.all_queues);
     }
+    fillTeam(el);
     $("sessions").append(el);
     entry = { el, pc: null, state: "waiting", connecting: false };
+    entry.tools = new ConsoleTools({ signal, session: id, el, errorEl });
     sessions.set(id, entry);
     $("no-sessions").hidden = true;
   }
   entry.el.querySelector(".customer").textContent = `Customer ${summary.customer}`;
+  // A console is either the session's technician or its added expert.
+  entry.role = summary.expert && summary.expert === boot.name ? "expert" : "technician";
+  const helping = entry.role === "expert";
+  for (const controls of entry.el.querySelectorAll(".controls")) controls.hidden = helping;
+  entry.el.querySelector(".expert-row").hidden = !helping;
+  entry.el.querySelector(".helping").textContent = helping
+    ? `Helping ${summary.technician} as an expert.` : "";
+  const expertState = entry.el.querySelector(".expert-state");
+  expertState.dataset.expert = summary.expert || "";
+  expertState.textContent = summary.expert ? `${summary.expert} is helping.`
+    : summary.invite ? `Inviting ${summary.invite}…` : "";
+  entry.el.querySelector(".invite").disabled = Boolean(summary.expert || summary.invite);
   return entry;
 }
 
@@ -122,7 +153,7 @@ function onSession(summary) {
   if (!summary.present.customer) words = "Customer disconnected; waiting for them…";
   showState(label, summary.state, words);
   const needsPeer = !entry.pc || ["failed", "closed"].includes(entry.pc.connectionState)
-    || summary.media.technician === "none";
+    || summary.media[entry.role] === "none";
   if (summary.present.customer && needsPeer) connect(summary.session, entry);
   if (summary.recording_error && !entry.recordingTold) {
     entry.recordingTold = true;
@@ -139,8 +170,9 @@ function onEnded(message) {
   if (entry.pc) entry.pc.close();
   entry.pc = null;
   showState(entry.el.querySelector(".state"), "ended", `Ended: ${message.reason}`);
-  entry.el.querySelector(".controls").hidden = true;
-  if (presence && !message.reason.startsWith("transferred")) {
+  for (const controls of entry.el.querySelectorAll(".controls")) controls.hidden = true;
+  entry.el.querySelector(".expert-row").hidden = true;
+  if (presence && entry.role !== "expert" && !message.reason.startsWith("transferred")) {
     entry.el.querySelector(".wrap").hidden = false;
   }
 }
@@ -152,6 +184,25 @@ function fillSelect(select, values) {
     option.textContent = value;
     return option;
   }));
+}
+
+// Colleagues to hand a customer to or to ask in: available ones, never myself.
+function fillTeam(el) {
+  const free = team.filter((t) => t.name !== boot.name && t.status === "available")
+    .map((t) => t.name);
+  for (const [selector, blank] of [[".transfer-technician", "(nobody: the queue)"],
+    [".expert-technician", "(anyone free)"]]) {
+    const select = el.querySelector(selector);
+    const chosen = select.value;
+    fillSelect(select, ["", ...free]);
+    select.options[0].textContent = blank;
+    if (free.includes(chosen)) select.value = chosen;
+  }
+}
+
+function onTeam(message) {
+  team = message.technicians;
+  for (const entry of sessions.values()) fillTeam(entry.el);
 }
 
 const STATUS_WORDS = {
@@ -172,6 +223,7 @@ function onPresence(message) {
   for (const entry of sessions.values()) {
     fillSelect(entry.el.querySelector(".disposition"), message.dispositions);
     fillSelect(entry.el.querySelector(".transfer-queue"), message.all_queues);
+    fillSelect(entry.el.querySelector(".expert-queue"), message.all_queues);
   }
 }
 
@@ -197,7 +249,11 @@ function onOffered(message) {
   dropOffer(message.entry);
   const el = $("offer-template").content.firstElementChild.cloneNode(true);
   el.dataset.entry = message.entry;
-  el.querySelector(".who").textContent = `Customer ${message.customer} (${message.queue})`;
+  el.querySelector(".who").textContent = message.expert_for
+    ? `${message.expert_for} asks for your help with customer ${message.customer}`
+    : `${message.transfer ? "Transferred to you: c" : "C"}ustomer ` +
+      `${message.customer} (${message.queue})`;
+  el.dataset.expert = message.expert_for ? "true" : "false";
   const started = Date.now();
   const detail = el.querySelector(".detail");
   const tick = () => {
@@ -232,10 +288,13 @@ const signal = new Signal({
     }
   },
   onMessage: (message) => {
+    const tools = message.session && sessions.get(message.session);
+    if (tools && tools.tools.receive(message)) return;
     if (message.type === "session") onSession(message);
     else if (message.type === "ended") onEnded(message);
     else if (message.type === "presence") onPresence(message);
     else if (message.type === "queues") onQueues(message);
+    else if (message.type === "team") onTeam(message);
     else if (message.type === "offered") onOffered(message);
     else if (message.type === "withdrawn") dropOffer(message.entry);
     else if (message.type === "error") showError(errorEl, message);

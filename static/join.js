@@ -3,12 +3,14 @@ import {
   $, PEER_WORDS, Signal, clearError, countFrames, makeOffer, readBoot, showError,
   showState,
 } from "/static/tapline.js";
+import { CustomerTools } from "/static/customer-tools.js";
 
 const boot = readBoot();
 const stateEl = $("state");
 const errorEl = $("error");
 let media = null;
 let pc = null;
+let cameraSender = null;
 let ended = false;
 
 let connecting = false;
@@ -53,6 +55,13 @@ function showQueue(message) {
   const minutes = message.estimated_wait_s === null
     ? null : Math.max(1, Math.round(message.estimated_wait_s / 60));
   place.dataset.position = String(message.position);
+  place.dataset.technician = message.technician || "";
+  if (message.technician) {
+    // Handed on to a named technician: no line to wait in, just their answer.
+    place.textContent = `You're being connected to ${message.technician}.`;
+    $("queue-wait").textContent = "Please stay on this page.";
+    return;
+  }
   place.textContent = message.position === 1
     ? "You're next in line." : `You're number ${message.position} in line.`;
   $("queue-wait").textContent = minutes === null
@@ -66,6 +75,7 @@ async function makePeer() {
   const [camera] = media.getVideoTracks();
   const [mic] = media.getAudioTracks();
   const cameraTx = pc.addTransceiver(camera, { direction: "sendonly", streams: [media] });
+  cameraSender = cameraTx.sender;
   pc.addTransceiver(mic || "audio", { direction: mic ? "sendrecv" : "recvonly" });
   pc.addTransceiver("video", { direction: "recvonly" });
   try {
@@ -118,8 +128,12 @@ const signal = new Signal({
     }
   },
   onMessage: (message) => {
+    if (tools.receive(message)) return;
     if (message.type === "session") {
-      const words = SESSION_WORDS[message.state];
+      let words = SESSION_WORDS[message.state];
+      if (message.state === "live" && message.expert) {
+        words = `Live: the technician and an expert, ${message.expert}, can see and hear you.`;
+      }
       if (words) showState(stateEl, message.state, words);
       const queued = message.state === "queued";
       $("queue").hidden = !queued;
@@ -138,6 +152,10 @@ const signal = new Signal({
   onClose: () => {
     if (!ended) showState(stateEl, "reconnecting", "Connection lost, reconnecting…");
   },
+});
+
+const tools = new CustomerTools({
+  signal, boot, errorEl, media: () => media, sender: () => cameraSender,
 });
 
 async function start() {
@@ -159,6 +177,7 @@ async function start() {
   $("preview").srcObject = media;
   $("end").hidden = false;
   countFrames($("technician-video"));
+  tools.start();
   showState(stateEl, "connecting", "Connecting…");
   signal.connect();
 }

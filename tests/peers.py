@@ -17,7 +17,7 @@ from aiortc.mediastreams import MediaStreamError
 from server.media import rtc_configuration
 from tests.synthetic import ColourCamera, ToneTrack, marker_colour
 
-__all__ = ["Customer", "Technician", "wait_for"]
+__all__ = ["Client", "Customer", "Socket", "Technician", "wait_for"]
 
 
 async def wait_for(predicate: Any, timeout_s: float = 10.0, what: str = "") -> None:
@@ -40,35 +40,15 @@ class Received:
     last: av.VideoFrame | None = None
 
 
-class Client:
-    """A websocket and a peer connection, like one browser tab."""
+class Socket:
+    """A signalling websocket that keeps every message it receives."""
 
     def __init__(self, base: str, http: aiohttp.ClientSession) -> None:
         self.base = base
         self.http = http
         self.ws: aiohttp.ClientWebSocketResponse | None = None
-        self.pc = RTCPeerConnection(rtc_configuration([]))
         self.messages: list[dict[str, Any]] = []
-        self.video = Received()
-        self.audio_frames = 0
         self._tasks: list[asyncio.Task[None]] = []
-        self.pc.on("track", self._on_track)
-
-    def _on_track(self, track: MediaStreamTrack) -> None:
-        self._tasks.append(asyncio.get_running_loop().create_task(self._read(track)))
-
-    async def _read(self, track: MediaStreamTrack) -> None:
-        with contextlib.suppress(MediaStreamError):
-            while True:
-                frame = await track.recv()
-                if not isinstance(frame, av.VideoFrame):
-                    self.audio_frames += 1
-                    continue
-                self.video.frames += 1
-                self.video.sizes.add((frame.width, frame.height))
-                if self.video.frames % 5 == 0:
-                    self.video.colours[marker_colour(frame)] += 1
-                self.video.last = frame
 
     async def connect_ws(self) -> None:
         self.ws = await self.http.ws_connect(f"{self.base}/ws")
@@ -102,6 +82,40 @@ class Client:
         assert found is not None
         return found
 
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class Client(Socket):
+    """A websocket and a peer connection, like one browser tab."""
+
+    def __init__(self, base: str, http: aiohttp.ClientSession) -> None:
+        super().__init__(base, http)
+        self.pc = RTCPeerConnection(rtc_configuration([]))
+        self.video = Received()
+        self.audio_frames = 0
+        self.pc.on("track", self._on_track)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        self._tasks.append(asyncio.get_running_loop().create_task(self._read(track)))
+
+    async def _read(self, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                if not isinstance(frame, av.VideoFrame):
+                    self.audio_frames += 1
+                    continue
+                self.video.frames += 1
+                self.video.sizes.add((frame.width, frame.height))
+                if self.video.frames % 5 == 0:
+                    self.video.colours[marker_colour(frame)] += 1
+                self.video.last = frame
+
     async def negotiate(self, session: str, **extra: Any) -> None:
         await self.pc.setLocalDescription(await self.pc.createOffer())
         await self.send(
@@ -118,11 +132,7 @@ class Client:
 
     async def close(self) -> None:
         await self.pc.close()
-        if self.ws is not None:
-            await self.ws.close()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await super().close()
 
 
 class Customer(Client):
@@ -170,7 +180,7 @@ class Technician(Client):
         await self.send(type="join", ref="j")
         await self.expect("welcome")
 
-    async def take(self, session: str) -> None:
+    async def take(self, session: str, hz: float = 660) -> None:
         self.pc.addTransceiver("video", direction="recvonly")
-        self.pc.addTransceiver(ToneTrack(660), direction="sendrecv")
+        self.pc.addTransceiver(ToneTrack(hz), direction="sendrecv")
         await self.negotiate(session)

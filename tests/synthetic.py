@@ -13,7 +13,7 @@ import av
 import numpy as np
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
-__all__ = ["MARKERS", "ColourCamera", "ToneTrack", "marker_colour"]
+__all__ = ["MARKERS", "ColourCamera", "ToneTrack", "marker_colour", "region_colour"]
 
 MARKERS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30),
@@ -25,11 +25,15 @@ MARKERS: dict[str, tuple[int, int, int]] = {
 
 
 class ColourCamera(VideoStreamTrack):
-    """A camera whose frames are one colour with a moving bar, at 30 fps."""
+    """A camera whose frames are one colour with a moving bar, at 30 fps; with
+    `right`, the right half is that colour instead (for zoom tests)."""
 
-    def __init__(self, colour: str, width: int = 640, height: int = 480) -> None:
+    def __init__(
+        self, colour: str, width: int = 640, height: int = 480, right: str = ""
+    ) -> None:
         super().__init__()
         self.colour = colour
+        self.right = right
         self.width = width
         self.height = height
         self.sent = 0
@@ -38,6 +42,8 @@ class ColourCamera(VideoStreamTrack):
         pts, time_base = await self.next_timestamp()
         image = np.empty((self.height, self.width, 3), np.uint8)
         image[:] = MARKERS[self.colour]
+        if self.right:
+            image[:, self.width // 2 :] = MARKERS[self.right]
         x = (self.sent * 8) % max(1, self.width - 16)
         image[:, x : x + 16] = 255
         frame = av.VideoFrame.from_ndarray(image, format="rgb24")
@@ -79,3 +85,16 @@ def marker_colour(frame: av.VideoFrame) -> str:
     return min(
         MARKERS, key=lambda name: float(np.sum((np.array(MARKERS[name]) - median) ** 2))
     )
+
+
+def region_colour(
+    frame: av.VideoFrame, x0: float, y0: float, x1: float, y1: float
+) -> str:
+    """The marker colour of a region given in fractions of the frame."""
+    image = frame.to_ndarray(format="rgb24")
+    h, w = image.shape[:2]
+    patch = image[int(y0 * h) : int(y1 * h), int(x0 * w) : int(x1 * w)]
+    crop = av.VideoFrame.from_ndarray(
+        np.ascontiguousarray(patch, np.uint8), format="rgb24"
+    )
+    return marker_colour(crop)

@@ -80,3 +80,26 @@ def test_any_object_parses_or_raises_protocol_error(data: dict[str, object]) -> 
 def test_schema_lists_client_types() -> None:
     assert {"join", "offer", "end", "accept", "transfer"} <= set(schema()["client"])
     assert "queue" in schema()["server"] and "join" not in schema()["server"]
+
+
+def test_stroke_points_are_whole_numbers_in_range() -> None:
+    base = '{"type":"stroke","session":"s","shape":"arrow","points":%s}'
+    assert _parse(base % "[0, 10000, 5000, 5000]") is not None
+    for bad in ("[1.5, 2]", "[-1, 2]", "[10001, 2]", '"1,2"', "[true, 1]"):
+        with pytest.raises(ProtocolError) as caught:
+            _parse(base % bad)
+        assert caught.value.code == "bad_message", bad
+        assert "whole numbers 0-10000" in caught.value.reason
+    with pytest.raises(ProtocolError) as caught:
+        _parse(base % json.dumps(list(range(513))))
+    assert caught.value.code == "too_large"
+
+
+def test_tool_choices_are_checked() -> None:
+    with pytest.raises(ProtocolError) as caught:
+        _parse('{"type":"camera_control","session":"s","action":"selfdestruct"}')
+    assert "facing, photo, torch, zoom" in caught.value.reason
+    with pytest.raises(ProtocolError):
+        _parse(
+            '{"type":"stroke","session":"s","shape":"arrow","points":[],"colour":"x"}'
+        )

@@ -159,7 +159,7 @@ async def test_estimated_wait_is_none_without_recent_handle_times(
     await router.sign_in("tech-a", queues=["coffee"], status=Status.AWAY)
     await router.sign_in("tech-b", queues=["coffee"], status=Status.AWAY)
     first = await router.enqueue("coffee", customer="c1", session="s1")
-    assert await router.position(first.id) == (1, None)
+    assert (await router.position(first.id))[0] == 1
 
     # Two sessions of 120 s each were handled: AHT = 120 s, two staffed technicians.
     for name in ("tech-a", "tech-b"):
@@ -263,3 +263,182 @@ async def test_two_routers_on_one_store_serve_everyone_exactly_once(
     assert len(served) == len(set(served))
     entries_offered = [entry for _, entry in offered]
     assert len(entries_offered) == len(set(entries_offered))
+
+
+def lapses(router: Router) -> list[str]:
+    seen: list[str] = []
+
+    def listen(event: RoutingEvent, data: dict[str, Any]) -> None:
+        if event == RoutingEvent.LAPSED:
+            seen.append(data["entry"].id)
+
+    router.listen(listen)
+    return seen
+
+
+async def _answered(router: Router, name: str, customer: str, session: str) -> Any:
+    """The customer, enqueued and accepted by `name` (an Entry)."""
+    entry = await router.enqueue("coffee", customer=customer, session=session)
+    offered = await router.entry(entry.id)
+    assert offered.offered_to == name
+    return await router.accept(name, entry.id)
+
+
+async def test_transfer_to_a_named_technician_offers_only_them(
+    router: Router, clock: Clock
+) -> None:
+    seen = offers(router)
+    await router.sign_in("tech-a", queues=["coffee"])
+    clock.now += 1
+    await router.sign_in("tech-b", queues=["kettles"])
+    clock.now += 1
+    await router.sign_in("tech-c", queues=["coffee"])
+    entry = await _answered(router, "tech-a", "c1", "s1")
+    clock.now += 60
+    await router.finish("tech-a", "coffee")
+
+    # tech-c serves the queue and is free, but the customer goes to tech-b only,
+    # who does not even serve it.
+    moved = await router.transfer(entry, "coffee", target="tech-b")
+    assert moved.target == "tech-b"
+    assert seen[-1] == ("tech-b", "c1")
+    await router.accept("tech-b", entry.id)
+    presence = await router.presence("tech-b")
+    assert presence is not None and presence.status == Status.BUSY
+    assert presence.session == "s1"
+    # Answered once in the figures, although answered twice.
+    assert (await router.figures("coffee"))["30m"]["answered"] == 1
+
+    with pytest.raises(ProtocolError) as caught:
+        await router.set_status("tech-c", Status.AWAY)
+        await router.transfer(entry, "coffee", target="tech-c")
+    assert caught.value.code == "unavailable"
+
+
+async def test_named_transfer_that_is_declined_lapses_into_the_queue(
+    router: Router, clock: Clock
+) -> None:
+    seen = offers(router)
+    lapsed = lapses(router)
+    await router.sign_in("tech-a", queues=["coffee"])
+    clock.now += 1
+    await router.sign_in("tech-b", queues=["coffee"])
+    entry = await _answered(router, "tech-a", "c1", "s1")
+    await router.finish("tech-a", "coffee")
+    await router.set_status("tech-b", Status.AWAY)
+    await router.set_status("tech-b", Status.AVAILABLE)
+    await router.sign_in("tech-c", queues=["coffee"])
+    await router.transfer(entry, "coffee", target="tech-b")
+    await router.decline("tech-b", entry.id)
+    assert lapsed == [entry.id]
+    # Now anyone in the queue may take the customer: tech-c is the free one.
+    assert seen[-1] == ("tech-c", "c1")
+    assert (await router.entry(entry.id)).target == ""
+
+
+async def test_named_transfer_to_a_busy_technician_lapses_after_the_wait(
+    router: Router, clock: Clock
+) -> None:
+    lapsed = lapses(router)
+    await router.sign_in("tech-a", queues=["coffee"])
+    clock.now += 1
+    await router.sign_in("tech-b", queues=["coffee"])
+    first = await _answered(router, "tech-a", "c1", "s1")
+    await _answered(router, "tech-b", "c2", "s2")
+    await router.finish("tech-a", "coffee")
+    await router.transfer(first, "coffee", target="tech-b")  # tech-b is busy
+    clock.now += 59
+    await router.tick()
+    assert lapsed == [] and (await router.entry(first.id)).target == "tech-b"
+    clock.now += 1
+    await router.tick()
+    assert lapsed == [first.id]
+    assert (await router.position(first.id))[0] == 1
+
+
+async def test_expert_invitation_goes_first_and_is_not_a_waiting_customer(
+    router: Router, clock: Clock
+) -> None:
+    seen = offers(router)
+    await router.sign_in("tech-a", queues=["coffee"], skills={"espresso": 1})
+    await _answered(router, "tech-a", "c1", "s1")
+    waiting = await router.enqueue("coffee", customer="c2", session="s2")
+    clock.now += 1
+    invite = await router.invite_expert(
+        session="s1",
+        inviter="tech-a",
+        queue="coffee",
+        customer="c1",
+        skills={"espresso": 3},
+    )
+    with pytest.raises(ProtocolError):
+        await router.invite_expert(session="s1", inviter="tech-a", queue="coffee")
+    assert await router.position(waiting.id) == (1, None)
+    figures = await router.figures("coffee")
+    assert figures["waiting"] == 1
+
+    # A free technician without the skill gets the customer; the one with it
+    # gets the invitation although it came later.
+    await router.sign_in("tech-b", queues=["coffee"], skills={"espresso": 1})
+    assert seen[-1] == ("tech-b", "c2")
+    await router.sign_in("tech-x", queues=["coffee"], skills={"espresso": 5})
+    assert seen[-1] == ("tech-x", "c1")
+    taken = await router.accept("tech-x", invite.id)
+    assert taken.expert_for == "tech-a"
+    expert = await router.presence("tech-x")
+    assert expert is not None and expert.status == Status.BUSY
+    assert expert.sessions_today == 0 and expert.session == "s1"
+    assert (await router.figures("coffee"))["30m"]["answered"] == 1
+
+    # The expert leaves: available again at once, no handle time counted.
+    clock.now += 50
+    await router.release("tech-x")
+    expert = await router.presence("tech-x")
+    assert expert is not None and expert.status == Status.AVAILABLE
+    assert (await router.figures("coffee"))["30m"]["aht_s"] is None
+
+
+async def test_expert_invitation_never_goes_to_the_inviter_and_lapses(
+    router: Router, clock: Clock
+) -> None:
+    seen = offers(router)
+    lapsed = lapses(router)
+    await router.sign_in("tech-a", queues=["coffee"])
+    await _answered(router, "tech-a", "c1", "s1")
+    await router.finish("tech-a", "coffee")
+    clock.now += 30
+    await router.tick()  # tech-a is free again, but it is their own invitation
+    invite = await router.invite_expert(session="s1", inviter="tech-a", queue="coffee")
+    assert seen[-1] == ("tech-a", "c1")  # only the customer's first offer
+    with pytest.raises(ProtocolError):
+        await router.invite_expert(
+            session="s1", inviter="tech-a", queue="coffee", target="tech-a"
+        )
+    clock.now += 60
+    await router.tick()
+    assert lapsed == [invite.id]
+    with pytest.raises(NotFound):
+        await router.entry(invite.id)
+    assert (await router.figures("coffee"))["30m"]["abandoned"] == 0
+
+
+async def test_named_expert_who_misses_the_offer_lapses_the_invitation(
+    router: Router, clock: Clock
+) -> None:
+    lapsed = lapses(router)
+    await router.sign_in("tech-a", queues=["coffee"])
+    await _answered(router, "tech-a", "c1", "s1")
+    await router.sign_in("tech-b", queues=["kettles"])
+    await router.sign_in("tech-c", queues=["coffee"])
+    invite = await router.invite_expert(
+        session="s1", inviter="tech-a", queue="coffee", target="tech-b"
+    )
+    assert (await router.entry(invite.id)).offered_to == "tech-b"
+    clock.now += 15
+    await router.tick()
+    assert lapsed == [invite.id]
+    presence = await router.presence("tech-c")
+    assert presence is not None and presence.status == Status.AVAILABLE
+    with pytest.raises(NotFound):
+        await router.entry(invite.id)
+    await router.cancel(invite.id)  # already gone: nothing happens

@@ -120,9 +120,12 @@ class Feed:
         self._gop = max(1, int(keyframe_interval_s * fps_hint))
         self._min_gap = keyframe_min_gap_s
         self.size = size
+        self.prepare: Callable[[av.VideoFrame], av.VideoFrame] | None = None
+        """Runs on the worker thread on each frame before it is encoded (a stage)."""
         self._tracks: set[PacketTrack] = set()
         self._listeners: list[PacketListener] = []
         self._pending: av.VideoFrame | None = None
+        self._pending_at: float | None = None
         self._wake = asyncio.Event()
         self._codec: av.VideoCodecContext | None = None
         self._last_pts = -1
@@ -158,27 +161,36 @@ class Feed:
 
     def add_listener(self, listener: PacketListener) -> None:
         self._listeners.append(listener)
-        self.request_keyframe("listener added")
+        # A recorder starts at its first keyframe: do not make it wait out the
+        # PLI coalescing gap (a listener is added once, not in storms).
+        self.request_keyframe("listener added", at_once=True)
 
     def remove_listener(self, listener: PacketListener) -> None:
         with contextlib.suppress(ValueError):
             self._listeners.remove(listener)
 
-    def request_keyframe(self, why: str) -> None:
-        """Force a keyframe soon: now, or `keyframe_min_gap_s` after the last one."""
-        due = max(self._clock(), self._last_forced + self._min_gap)
+    def request_keyframe(self, why: str, *, at_once: bool = False) -> None:
+        """Force a keyframe soon: now, or `keyframe_min_gap_s` after the last one
+        (`at_once` skips that gap)."""
+        now = self._clock()
+        due = now if at_once else max(now, self._last_forced + self._min_gap)
         if self._keyframe_due is None or due < self._keyframe_due:
             self._keyframe_due = due
         logger.debug("feed %s: keyframe requested (%s)", self.label, why)
 
     # frames in
 
-    def push(self, frame: av.VideoFrame) -> None:
-        """Offer a decoded frame; if the encoder is busy the older pending one goes."""
+    def push(self, frame: av.VideoFrame, at: float | None = None) -> None:
+        """Offer a decoded frame; if the encoder is busy the older pending one goes.
+
+        `at` (on the feed's clock) is the moment the frame shows, e.g. when a
+        compositor sampled its cameras; by default, when the encoder takes it.
+        """
         if self._closed:
             return
         self.frames_in += 1
         self._pending = frame
+        self._pending_at = at
         self._wake.set()
 
     async def _run(self) -> None:
@@ -188,10 +200,14 @@ class Feed:
                 await self._wake.wait()
                 self._wake.clear()
                 frame, self._pending = self._pending, None
-                if frame is None:
+                at, self._pending_at = self._pending_at, None
+                if frame is None or not (self._tracks or self._listeners):
+                    # Nobody receives (a demo room with no viewers): encode nothing;
+                    # the first subscriber asks for a keyframe anyway.
                     continue
                 now = self._clock()
-                pts = max(int(now / VIDEO_TIME_BASE), self._last_pts + 1)
+                shown = now if at is None else min(at, now)
+                pts = max(int(shown / VIDEO_TIME_BASE), self._last_pts + 1)
                 self._last_pts = pts
                 force = self._keyframe_due is not None and now >= self._keyframe_due
                 if force:
@@ -248,6 +264,8 @@ class Feed:
         self, frame: av.VideoFrame, pts: int, force: bool
     ) -> list[av.Packet[Any]]:
         """Runs on the feed's worker thread."""
+        if self.prepare is not None:
+            frame = self.prepare(frame)
         if self.size is None:
             self.size = (frame.width, frame.height)
         width, height = self.size

@@ -123,6 +123,8 @@ class _Snapshot:
     shot: Shot
     frames: dict[str, av.VideoFrame | None]
     zooms: dict[str, Zoom] = field(default_factory=dict)
+    at: float = 0.0
+    """When it was taken, on the program's clock."""
 
 
 class Program:
@@ -226,7 +228,9 @@ class Program:
                 frame = await loop.run_in_executor(
                     self._executor, self._compose, snapshot
                 )
-                self.feed.push(frame)
+                # Stamped with the moment the shot was sampled, so a recording's
+                # frames line up with the timeline even when encoding runs late.
+                self.feed.push(frame, snapshot.at)
                 self.frames_out += 1
                 if self.on_tick is not None:
                     self.on_tick(snapshot.shot, tuple(snapshot.frames))
@@ -255,7 +259,7 @@ class Program:
         if shot.layout != Layout.SLATE and not frames:
             # Every on-air camera is away: the slate stands in until one returns.
             shot = Shot(Layout.SLATE, shot.main, shot.second, BACK_SOON)
-        return _Snapshot(shot, frames, dict(self.zooms))
+        return _Snapshot(shot, frames, dict(self.zooms), self._clock())
 
     def _compose(self, snapshot: _Snapshot) -> av.VideoFrame:
         """Runs on the program's worker thread."""

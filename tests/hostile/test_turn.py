@@ -155,8 +155,8 @@ def coturn(tmp_path: Path) -> Iterator[int]:
 
 
 async def test_relay_only_client_connects_through_turn_over_tcp(
+    coturn: int,  # first: it must outlive the node, whose peers release relays
     make_node: NodeFactory,
-    coturn: int,
     http: aiohttp.ClientSession,
     tech_http: aiohttp.ClientSession,
 ) -> None:

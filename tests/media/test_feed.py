@@ -71,6 +71,23 @@ async def test_keyframe_requests_are_coalesced_but_never_dropped() -> None:
         await feed.close()
 
 
+async def test_a_recorder_added_inside_the_gap_gets_its_keyframe_at_once() -> None:
+    clock = Clock()
+    feed = Feed("test", clock=clock, keyframe_min_gap_s=0.5)
+    track = feed.subscribe("viewer")
+    try:
+        feed.push(_frame())
+        assert (await _encoded(feed, track)).is_keyframe  # the viewer's, forced
+        recorded: list[bool] = []
+        feed.add_listener(lambda packet: recorded.append(packet.is_keyframe))
+        clock.now += 0.1  # well inside the 0.5 s gap that coalesces PLIs
+        feed.push(_frame())
+        assert (await _encoded(feed, track)).is_keyframe
+        assert recorded == [True]
+    finally:
+        await feed.close()
+
+
 async def test_one_encode_serves_every_receiver() -> None:
     feed = Feed("test")
     tracks = [feed.subscribe(f"viewer-{i}") for i in range(3)]
@@ -78,6 +95,21 @@ async def test_one_encode_serves_every_receiver() -> None:
         feed.push(_frame())
         packets = [await _encoded(feed, t) for t in tracks]
         assert packets[0] is packets[1] is packets[2]
+        assert feed.frames_encoded == 1
+    finally:
+        await feed.close()
+
+
+async def test_a_feed_nobody_receives_encodes_nothing_until_someone_comes() -> None:
+    feed = Feed("idle")
+    try:
+        for _ in range(3):
+            feed.push(_frame())
+            await wait_for(lambda: feed._pending is None, 5, "the feed takes it")
+        assert feed.frames_in == 3 and feed.frames_encoded == 0
+        track = feed.subscribe("late")
+        feed.push(_frame())
+        assert (await _encoded(feed, track)).is_keyframe
         assert feed.frames_encoded == 1
     finally:
         await feed.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import time
 from pathlib import Path
 
 import av
@@ -57,9 +58,11 @@ def record(
 
 def test_closed_recording_is_a_faststart_mp4_with_h264_and_aac(tmp_path: Path) -> None:
     directory = tmp_path / "r1"
+    before = time.time()
     meta = record(directory).close("hangup")
 
-    assert meta == read_meta(directory)
+    assert meta is not None and meta == read_meta(directory)
+    assert before - 0.001 <= meta.pop("started_at") <= time.time()
     assert meta == {
         "finalized": True,
         "empty": False,

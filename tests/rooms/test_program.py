@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
 import av
 import numpy as np
@@ -15,37 +14,14 @@ import pytest
 from server.media import Feed, Layout, Program, Shot, Zoom
 from server.media.program import BACK_SOON
 from tests.peers import wait_for
-from tests.synthetic import MARKERS, marker_colour
+from tests.rooms.clients import Decoded
+from tests.synthetic import MARKERS, marker_colour, region_colour
 
 
 def _solid(colour: str, size: tuple[int, int] = (640, 480)) -> av.VideoFrame:
     image = np.empty((size[1], size[0], 3), np.uint8)
     image[:] = MARKERS[colour]
     return av.VideoFrame.from_ndarray(image, format="rgb24")
-
-
-def _region(frame: av.VideoFrame, x0: float, y0: float, x1: float, y1: float) -> str:
-    """The marker colour of a region given in fractions of the frame."""
-    image = frame.to_ndarray(format="rgb24")
-    h, w = image.shape[:2]
-    patch = image[int(y0 * h) : int(y1 * h), int(x0 * w) : int(x1 * w)]
-    crop = av.VideoFrame.from_ndarray(
-        np.ascontiguousarray(patch, np.uint8), format="rgb24"
-    )
-    return marker_colour(crop)
-
-
-class Decoded:
-    """Decodes the feed's packets like a viewer would."""
-
-    def __init__(self, feed: Feed) -> None:
-        self.codec = av.CodecContext.create("h264", "r")
-        self.frames: list[av.VideoFrame] = []
-        feed.add_listener(self._packet)
-
-    def _packet(self, packet: av.Packet[Any]) -> None:
-        for frame in self.codec.decode(av.Packet(bytes(packet))):
-            self.frames.append(frame)
 
 
 @pytest.fixture
@@ -91,15 +67,15 @@ async def test_picture_in_picture_and_side_by_side_regions(program: Program) -> 
         program.set_shot(Shot(Layout.PIP, "red", "blue"))
         await wait_for(lambda: len(decoded.frames) >= 5, 5, "pip frames")
         pip = decoded.frames[-1]
-        assert _region(pip, 0.05, 0.05, 0.5, 0.5) == "red"
-        assert _region(pip, 0.72, 0.72, 0.95, 0.93) == "blue"
+        assert region_colour(pip, 0.05, 0.05, 0.5, 0.5) == "red"
+        assert region_colour(pip, 0.72, 0.72, 0.95, 0.93) == "blue"
 
         count = len(decoded.frames)
         program.set_shot(Shot(Layout.SIDE, "red", "blue"))
         await wait_for(lambda: len(decoded.frames) >= count + 3, 5, "side frames")
         side = decoded.frames[-1]
-        assert _region(side, 0.1, 0.4, 0.4, 0.6) == "red"
-        assert _region(side, 0.6, 0.4, 0.9, 0.6) == "blue"
+        assert region_colour(side, 0.1, 0.4, 0.4, 0.6) == "red"
+        assert region_colour(side, 0.6, 0.4, 0.9, 0.6) == "blue"
     finally:
         pump.cancel()
 

@@ -1,0 +1,101 @@
+"""Real Chromium on the trainer's pages: the library and the player."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.browser import chromium, needs_chromium
+from tests.conftest import node_config, start_node
+from tests.peers import wait_for
+from tests.recorded import record_room
+
+pytestmark = [needs_chromium, pytest.mark.browser]
+
+
+async def test_clicking_a_timeline_event_seeks_the_video_and_plays(
+    tmp_path: Path,
+) -> None:
+    node = await start_node(node_config(tmp_path / "data", library_scan_s=0.2))
+    try:
+        room = await record_room(node)
+        library = node.node.library
+        await wait_for(
+            lambda: (library.recordings_dir / room / "thumb.jpg").exists(),
+            10,
+            "the recording indexed",
+        )
+        async with chromium() as browser:
+            page = await (await browser.new_context()).new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            await page.goto(node.login_link("tina", "trainer"))
+            assert page.url.endswith("/library")
+            await page.wait_for_selector(f"#recordings tr[data-id='{room}'] img")
+            await page.click(f"#recordings tr[data-id='{room}'] td:nth-child(2)")
+            await page.wait_for_url("**/player/*")
+            await page.wait_for_selector("#state[data-state=ready]")
+            await page.wait_for_function(
+                "document.getElementById('video').readyState >= 1", timeout=10_000
+            )
+            assert await page.eval_on_selector("#video", "v => v.currentTime") == 0
+
+            switch = page.locator("#timeline li[data-kind=switch]")
+            at = float(await switch.get_attribute("data-at") or "nan")
+            assert 1.5 < at < 2.5
+            markers = await page.locator("#scrubber .marker").count()
+            assert markers == await page.locator("#timeline li").count()
+            await switch.click()
+            # The video jumps to the event and plays on from there.
+            await page.wait_for_function(
+                """(at) => {
+                    const v = document.getElementById('video');
+                    return !v.paused && v.currentTime > at + 0.2
+                        && v.currentTime < at + 1.5;
+                }""",
+                arg=at,
+                timeout=10_000,
+            )
+            assert await page.get_attribute("#state", "data-state") == "playing"
+            assert await switch.get_attribute("class") == "current"
+
+            # Keyboard: space pauses; "p" goes back to the start of this event,
+            # then to the one before it.
+            await page.keyboard.press(" ")
+            await page.wait_for_function("document.getElementById('video').paused")
+            await page.evaluate(
+                "(at) => { document.getElementById('video').currentTime = at + 1; }",
+                at,
+            )
+            await page.wait_for_function(
+                "(at) => document.getElementById('video').currentTime >= at + 0.99",
+                arg=at,
+            )
+            await page.keyboard.press("p")
+            await page.wait_for_function(
+                "(at) => Math.abs(document.getElementById('video').currentTime - at)"
+                " < 0.05",
+                arg=at,
+            )
+            await page.keyboard.press("p")
+            await page.wait_for_function(
+                "(at) => document.getElementById('video').currentTime < at - 0.5",
+                arg=at,
+            )
+            assert errors == []
+            player_url = page.url
+
+            # A trainer cannot delete; an admin can, with two clicks.
+            assert not await page.is_visible("#delete")
+            admin = await (await browser.new_context()).new_page()
+            await admin.goto(node.login_link("ada", "admin"))
+            await admin.goto(player_url)
+            await admin.wait_for_selector("#state[data-state=ready]")
+            await admin.click("#delete")
+            assert (library.recordings_dir / room).exists()  # only asked so far
+            await admin.click("#delete")
+            await admin.wait_for_url("**/library")
+            assert not (library.recordings_dir / room).exists()
+    finally:
+        await node.runner.cleanup()
