@@ -62,7 +62,7 @@ async def _offer_sdp() -> str:
 async def test_flood_is_refused_once_then_closed_with_1008(
     make_node: NodeFactory, http: aiohttp.ClientSession
 ) -> None:
-    node = await make_node(ws_messages_per_s=1, ws_burst=5, flood_strikes=20)
+    node = await make_node(ws_messages_per_s=0.01, ws_burst=5, flood_strikes=20)
     ws = await http.ws_connect(f"{node.base}/ws")
     for _ in range(40):
         await ws.send_str('{"v": 1, "type": "dance"}')
@@ -79,7 +79,7 @@ async def test_flood_is_refused_once_then_closed_with_1008(
 async def test_sockets_from_one_address_share_its_budget(
     make_node: NodeFactory, http: aiohttp.ClientSession
 ) -> None:
-    node = await make_node(address_messages_per_s=0.5, address_burst=6)
+    node = await make_node(address_messages_per_s=0.01, address_burst=6)
     first = await http.ws_connect(f"{node.base}/ws")
     second = await http.ws_connect(f"{node.base}/ws")
     try:
