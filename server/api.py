@@ -12,6 +12,7 @@ import hmac
 import io
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,8 @@ class Api:
         self._switchboard = switchboard
         self._metrics = metrics
         self._admin_key = admin_key
+        self.cluster_figures: Callable[[], dict[str, Any]] | None = None
+        """Set with Redis: this node's view of the cluster, shown in /healthz."""
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -217,7 +220,13 @@ class Api:
         return web.json_response(schema())
 
     async def health(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "sessions": len(self._desk.sessions)})
+        health: dict[str, Any] = {"status": "ok", "sessions": len(self._desk.sessions)}
+        if self.cluster_figures is not None:
+            health["cluster"] = self.cluster_figures()
+            if health["cluster"]["store"] != "up":
+                # Running sessions go on; new ones are refused until Redis is back.
+                health["status"] = "degraded"
+        return web.json_response(health)
 
     async def prometheus(self, request: web.Request) -> web.Response:
         return web.Response(

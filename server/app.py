@@ -12,6 +12,7 @@ from aiohttp import web
 
 from recorder import finalize_crashed
 from server.api import Api, error_middleware, qr_svg
+from server.cluster import Cluster
 from server.config import Config
 from server.gallery import Gallery
 from server.guard import guard_middleware
@@ -26,6 +27,7 @@ from server.rooms import RoomDirectory
 from server.routing import Status
 from server.signalling import Signalling
 from server.store import MemoryStore, Store
+from server.store.redis import RedisStore
 from server.support import SupportDesk
 from server.switchboard import Switchboard
 
@@ -49,6 +51,8 @@ class Node:
     admin_key_created: bool
     rooms: RoomDirectory
     library: Library
+    cluster: Cluster | None = None
+    """With Redis: this node's place among the others."""
 
     def login_url(self, name: str, role: str = "technician") -> str:
         token, _ = self.signer.sign(
@@ -64,7 +68,7 @@ def build_node(config: Config) -> Node:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     secret, _ = load_or_create(config.data_dir / "secret.key", config.secret)
     admin_key, created = load_or_create(config.data_dir / "admin.key", config.admin_key)
-    store: Store = MemoryStore()
+    store: Store = RedisStore(config.redis_url) if config.redis_url else MemoryStore()
     signer = LinkSigner(secret, store)
     desk = SupportDesk(config)
     switchboard = Switchboard(config, store, desk)
@@ -99,6 +103,25 @@ def build_node(config: Config) -> Node:
         "Viewers in demo rooms",
         lambda: sum(room.viewers for room in rooms.rooms.values()),
     )
+    cluster = None
+    if isinstance(store, RedisStore):
+        cluster = Cluster(
+            config,
+            store,
+            desk,
+            switchboard,
+            load=lambda: len(desk.sessions) + len(signalling.sockets),
+            rooms=lambda: sorted(rooms.rooms),
+        )
+        signalling.remote = cluster
+        metrics.gauge(
+            "cluster_nodes", "Live nodes this node sees", lambda: len(cluster.nodes)
+        )
+        metrics.gauge(
+            "store_up",
+            "1 while the shared store (Redis) answers, else 0",
+            lambda: 1 if cluster.store_up else 0,
+        )
     return Node(
         config,
         store,
@@ -111,6 +134,7 @@ def build_node(config: Config) -> Node:
         created,
         rooms,
         library,
+        cluster,
     )
 
 
@@ -186,6 +210,10 @@ def create_app(config: Config) -> web.Application:
     api = Api(
         config, node.signer, node.desk, node.switchboard, node.metrics, node.admin_key
     )
+    if node.cluster is not None:
+        pages.placement = node.cluster.placement
+        pages.room_placement = node.cluster.room_origin
+        api.cluster_figures = node.cluster.figures
     app.add_routes(api.routes())
     gallery = Gallery(config, node.signer, node.desk, node.admin_key)
     app.add_routes(gallery.routes())
@@ -221,6 +249,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     recovered = await asyncio.to_thread(finalize_crashed, node.config.recordings_dir)
     for path in recovered:
         logger.info("recording %s: finalized after an unclean stop", path.name)
+    if node.cluster is not None:
+        await node.cluster.start()
     scans = asyncio.get_running_loop().create_task(
         node.library.run(node.config.library_scan_s), name="library scans"
     )
@@ -234,6 +264,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     logger.info("shutting down: ending %d sessions", len(node.desk.sessions))
     await node.desk.close_all("server shutting down")
     await node.signalling.close_all()
+    if node.cluster is not None:
+        await node.cluster.stop()
     scans.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await scans

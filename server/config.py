@@ -34,6 +34,8 @@ class Config:
     """Origin links are built on (e.g. https://support.example); default: http://host:port."""
     redis_url: str = ""
     """Shared Redis for scale-out; empty: in-memory state on this node."""
+    node_timeout_s: float = 10.0
+    """With Redis: a node whose heartbeat is this old is dead, seconds."""
     ice_host: str = ""
     """Address the server announces as its ICE host candidate (e.g. 127.0.0.1)."""
     ice_servers: list[str] = field(default_factory=list)
@@ -191,6 +193,8 @@ class Config:
             value = getattr(self, f.name)
             if f.name in ("secret", "admin_key", "turn_secret"):
                 value = "***" if value else ""
+            elif f.name == "redis_url":
+                value = _without_password(value)
             elif isinstance(value, Path):
                 value = str(value)
             out[f.name] = value
@@ -210,6 +214,16 @@ class Config:
                 continue
             changes[f.name] = _parse(f.name, f.type, raw)
         return cls(**changes)
+
+
+def _without_password(url: str) -> str:
+    """A Redis URL with its password (if any) starred."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not sep or not at:
+        return url
+    user, colon, _ = credentials.partition(":")
+    return f"{scheme}://{user}{colon and ':***'}@{host}"
 
 
 def _parse(name: str, kind: Any, raw: str) -> Any:

@@ -4,13 +4,15 @@ TaplineError                 code, reason, http_status
 ├── ProtocolError            a websocket message we cannot accept
 │   ├── bad_json, bad_message, unknown_type, too_large, rate_limited
 │   ├── wrong_state          valid message, wrong moment
-│   └── ice_restart_unsupported  offer again from a new peer connection
+│   ├── ice_restart_unsupported  offer again from a new peer connection
+│   └── moved                the session is served by another node
 ├── SdpError                 bad_sdp: the description was refused, with the reason
 ├── LinkError                a link or token that does not let you in
 │   └── forged, expired, revoked, used, wrong_kind, other_device
 ├── AuthError                not_signed_in, forbidden
 ├── NotFound                 not_found
 ├── CapacityError            busy: a configured limit is reached
+├── StoreUnavailable         unavailable: the shared store (Redis) cannot be reached
 └── FileRefused              an upload we do not keep
     └── unsupported_type (415), too_large (413), too_many_files
 """
@@ -27,6 +29,7 @@ __all__ = [
     "NotFound",
     "ProtocolError",
     "SdpError",
+    "StoreUnavailable",
     "TaplineError",
 ]
 
@@ -81,6 +84,11 @@ class NotFound(TaplineError):
 
 class CapacityError(TaplineError):
     code = "busy"
+    http_status = 503
+
+
+class StoreUnavailable(TaplineError):
+    code = "unavailable"
     http_status = 503
 
 

@@ -14,13 +14,20 @@ import html
 import json
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from server.config import Config
-from server.errors import AuthError, LinkError, NotFound
+from server.errors import (
+    AuthError,
+    LinkError,
+    NotFound,
+    StoreUnavailable,
+    TaplineError,
+)
 from server.links import Grant, Kind, LinkSigner
 from server.rooms import STAFF_ROLES as ROOM_STAFF_ROLES
 from server.rooms import RoomDirectory
@@ -86,6 +93,16 @@ def refusal(title: str, reason: str, status: int) -> web.Response:
     return web.Response(text=text, content_type="text/html", status=status)
 
 
+def _refused(
+    exc: TaplineError, title: str, status: int, wants_json: bool
+) -> web.Response:
+    logger.info("link refused: %s", exc.code)
+    if wants_json:
+        body = {"code": exc.code, "reason": exc.reason}
+        return web.json_response(body, status=status)
+    return refusal(title, exc.reason, status)
+
+
 class Pages:
     def __init__(
         self,
@@ -100,6 +117,11 @@ class Pages:
         self._store = store
         self._desk = desk
         self._rooms = rooms
+        self.placement: Callable[[str], Awaitable[str | None]] | None = None
+        """Set with Redis: the origin of the node a session's media lives on, or
+        None when it is this node."""
+        self.room_placement: Callable[[str], Awaitable[str | None]] | None = None
+        """Set with Redis: the origin of the node hosting a demo room not here."""
 
     def routes(self) -> list[web.AbstractRouteDef]:
         return [
@@ -129,20 +151,12 @@ class Pages:
                 f"This node does not serve {grant.kind} links yet.", code="wrong_kind"
             )
         except NotFound as exc:
-            logger.info("link refused: %s", exc.code)
-            if wants_json:
-                return web.json_response(
-                    {"code": exc.code, "reason": exc.reason}, status=410
-                )
-            return refusal("This demo is not on", exc.reason, 410)
+            return _refused(exc, "This demo is not on", 410, wants_json)
+        except StoreUnavailable as exc:
+            return _refused(exc, "Please try again in a moment", 503, wants_json)
         except LinkError as exc:
             status = _LINK_STATUS.get(exc.code, 403)
-            logger.info("link refused: %s", exc.code)
-            if wants_json:
-                return web.json_response(
-                    {"code": exc.code, "reason": exc.reason}, status=status
-                )
-            return refusal("This link cannot be used", exc.reason, status)
+            return _refused(exc, "This link cannot be used", status, wants_json)
 
     async def _login(self, grant: Grant) -> web.StreamResponse:
         await self._signer.burn(grant)
@@ -174,14 +188,22 @@ class Pages:
     async def _customer(
         self, request: web.Request, grant: Grant, wants_json: bool
     ) -> web.StreamResponse:
-        device = request.cookies.get(DEVICE_COOKIE, "")
-        if not (8 <= len(device) <= 64 and device.isalnum()):
-            device = secrets.token_hex(16)
-        await self._signer.bind(grant, device)
         ttl = max(60.0, grant.expires_at - self._signer.now())
         session_id = await self._store.claim(
             f"link:session:{grant.id}", new_session_id(), ttl
         )
+        if self.placement is not None:
+            # Several nodes: the customer goes to the node their media lives on
+            # before anything is bound to their device here.
+            origin = await self.placement(session_id)
+            if origin is not None:
+                return web.Response(
+                    status=307, headers={"Location": origin + request.path_qs}
+                )
+        device = request.cookies.get(DEVICE_COOKIE, "")
+        if not (8 <= len(device) <= 64 and device.isalnum()):
+            device = secrets.token_hex(16)
+        await self._signer.bind(grant, device)
         if session_id in self._desk.ended:
             raise LinkError(
                 "This support session has ended. Ask for a new link if you need help "
@@ -242,6 +264,12 @@ class Pages:
     ) -> web.StreamResponse:
         """A viewer (demo link) or a phone camera (camera link) of a room."""
         assert self._rooms is not None
+        if grant.get("room") not in self._rooms.rooms and self.room_placement:
+            origin = await self.room_placement(grant.get("room"))
+            if origin is not None:
+                return web.Response(
+                    status=307, headers={"Location": origin + request.path_qs}
+                )
         room = self._rooms.get(grant.get("room"))
         ttl = max(60.0, grant.expires_at - self._signer.now())
         ice = ice_servers(self._config, f"room-{grant.id}")

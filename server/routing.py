@@ -62,6 +62,10 @@ _PRESENCE = "routing:presence"
 _LOG_KEEP = 20_000
 """Routing events kept per queue for the figures."""
 _RECENT_S = 30 * 60.0
+_AHT_FRESH_S = 1.0
+"""The recent average handle time behind wait estimates is re-read from the event
+log at most this often per queue, seconds (the log holds up to `_LOG_KEEP` events;
+reading it for every customer's place made each place O(log))."""
 
 
 class Status(enum.StrEnum):
@@ -213,6 +217,8 @@ class Router:
         self._clock = clock
         self.queues = {q.name: q for q in queues}
         self._listeners: list[Listener] = []
+        self._aht: dict[str, tuple[float, float | None]] = {}
+        """queue -> (read at, recent average handle time)."""
 
     def clock(self) -> float:
         return self._clock()
@@ -376,9 +382,25 @@ class Router:
         place = next(i for i, e in enumerate(ahead, 1) if e.id == entry.id)
         return place, await self.estimated_wait(entry.queue, place)
 
+    async def positions(self, queue: str) -> dict[str, tuple[int, float | None, str]]:
+        """Every waiting entry's place, estimated wait and named technician (if
+        any), read at once."""
+        per_place = await self._wait_per_place(queue)
+        return {
+            entry.id: (place, _wait(place, per_place), entry.target)
+            for place, entry in enumerate(await self.entries(queue), 1)
+        }
+
     async def estimated_wait(self, queue: str, place: int) -> float | None:
-        figures = await self._handle_figures(queue, self._clock() - _RECENT_S)
-        aht = figures.get("aht_s")
+        return _wait(place, await self._wait_per_place(queue))
+
+    async def _wait_per_place(self, queue: str) -> float | None:
+        now = self._clock()
+        read_at, aht = self._aht.get(queue, (-_AHT_FRESH_S, None))
+        if not 0 <= now - read_at < _AHT_FRESH_S:
+            figures = await self._handle_figures(queue, now - _RECENT_S)
+            aht = figures.get("aht_s")
+            self._aht[queue] = (now, aht)
         staffed = sum(
             1
             for p in await self.technicians()
@@ -386,7 +408,7 @@ class Router:
         )
         if aht is None or staffed == 0:
             return None
-        return round(place * aht / staffed, 1)
+        return aht / staffed
 
     # technicians
 
@@ -501,6 +523,7 @@ class Router:
         current = await self.presence(name)
         if current is not None and current.answered_at:
             await self._log(queue, "handled", handle_s=now - current.answered_at)
+            self._aht.pop(queue, None)
 
         def change(p: Presence) -> Presence:
             p.status, p.since, p.session, p.answered_at = Status.WRAP_UP, now, "", 0.0
@@ -780,6 +803,10 @@ class Router:
             events = await self._events(queue, since)
             out[label] = _period_figures(events, settings.target_answer_s)
         return out
+
+
+def _wait(place: int, per_place: float | None) -> float | None:
+    return None if per_place is None else round(place * per_place, 1)
 
 
 def _period_figures(events: list[dict[str, Any]], target_s: float) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import secrets
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -44,7 +45,7 @@ from server.messages import (
     parse,
 )
 from server.rooms import Member, RoomDirectory
-from server.support import Role, SessionState, SupportDesk, SupportSession
+from server.support import Channel, Role, SessionState, SupportDesk, SupportSession
 from server.switchboard import Switchboard
 
 __all__ = ["Signalling"]
@@ -99,6 +100,30 @@ class WsChannel:
         await self.ws.close(code=code, message=reason.encode()[:120])
 
 
+class RemoteSessions(Protocol):
+    """Sessions hosted on other nodes (the cluster relays a console's signalling)."""
+
+    def is_remote(self, session_id: str) -> bool: ...
+
+    async def host(self, session_id: str) -> None:
+        """Refuse (`moved`) a session whose media lives on another node."""
+
+    async def offer(self, name: str, channel: Channel, message: Offer) -> str: ...
+
+    async def end(
+        self, name: str, channel: Channel, session_id: str, why: str
+    ) -> None: ...
+
+    async def console(
+        self, name: str, channel: Channel, message: Transfer | Disposition
+    ) -> None: ...
+
+    async def tool(self, name: str, raw: str) -> dict[str, Any] | None:
+        """A technician's tool message (as received) for a session elsewhere."""
+
+    async def left(self, channel: Channel, reason: str) -> None: ...
+
+
 @dataclass
 class _Participant:
     channel: WsChannel
@@ -130,6 +155,8 @@ class Signalling:
         self._addresses = AddressLimits(
             config.address_messages_per_s, config.address_burst
         )
+        self.remote: RemoteSessions | None = None
+        """Set with Redis: consoles reach sessions on other nodes through it."""
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(
@@ -221,9 +248,21 @@ class Signalling:
                 await session.candidate(
                     who.role, message.candidate, message.mid, message.index
                 )
+            elif isinstance(message, End) and self._remote(who, message.session):
+                assert self.remote is not None
+                await self.remote.end(
+                    who.name, who.channel, message.session, message.reason
+                )
             elif isinstance(message, End):
                 session = self._session_of(who, message.session)
                 await session.end(f"ended by {who.role}: {message.reason}")
+            elif isinstance(message, TOOL_MESSAGES) and self._remote(
+                who, message.session
+            ):
+                assert self.remote is not None
+                reply = await self.remote.tool(who.name, raw)
+                if reply is not None:
+                    await who.channel.send(encode(Type.OK, ref=message.ref, **reply))
             elif isinstance(message, TOOL_MESSAGES):
                 session = self._session_of(who, message.session)
                 reply = await session.tools.handle(who.role, who.name, message)
@@ -251,7 +290,12 @@ class Signalling:
     async def _console(self, who: _Participant, message: ClientMessage) -> None:
         """A technician's routing and wrap-up messages."""
         board = self._switchboard
-        if isinstance(message, SetStatus):
+        if isinstance(message, (Transfer, Disposition)) and self._remote(
+            who, message.session
+        ):
+            assert self.remote is not None
+            await self.remote.console(who.name, who.channel, message)
+        elif isinstance(message, SetStatus):
             await board.set_status(who.name, message.status)
         elif isinstance(message, Accept):
             await board.accept(who.name, message.entry)
@@ -287,6 +331,8 @@ class Signalling:
             raise ProtocolError("Already joined.", code="wrong_state")
         if msg.token:
             grant = await self._participant(msg.token)
+            if self.remote is not None:
+                await self.remote.host(grant.get("sid"))
             session = self._desk.open(
                 grant.get("sid"),
                 technician=grant.get("tech"),
@@ -380,8 +426,23 @@ class Signalling:
             raise AuthError("This session is not yours.", code="forbidden")
         return session
 
+    def _remote(self, who: _Participant, session_id: str) -> bool:
+        return (
+            self.remote is not None
+            and who.role == Role.TECHNICIAN
+            and session_id not in who.sessions
+            and self.remote.is_remote(session_id)
+        )
+
     async def _offer(self, who: _Participant, msg: Offer) -> None:
         assert who.role is not None
+        if self._remote(who, msg.session):
+            assert self.remote is not None
+            answer = await self.remote.offer(who.name, who.channel, msg)
+            await who.channel.send(
+                encode(Type.ANSWER, session=msg.session, sdp=answer, ref=msg.ref)
+            )
+            return
         session = self._session_of(who, msg.session)
         role = _seat(who, session)
         if msg.session not in who.sessions:
@@ -428,6 +489,8 @@ class Signalling:
     async def _left(self, who: _Participant, reason: str) -> None:
         if who.member is not None:
             await who.member.room.leave(who.member, reason)
+        if who.role == Role.TECHNICIAN and self.remote is not None:
+            await self.remote.left(who.channel, reason)
         if who.role == Role.TECHNICIAN:
             self._desk.console_left(who.name, who.channel)
             await self._switchboard.console_left(who.name)

@@ -661,6 +661,8 @@ class SupportDesk:
         self.ended_by_technician: dict[str, str] = {}
         self.ended_clock: dict[str, float] = {}
         """Timeline clock at each ended session's end, for late events (disposition)."""
+        self.console_relays: list[Callable[[str, str], None]] = []
+        """Also told of session summaries (the cluster: consoles on other nodes)."""
 
     def get(self, session_id: str) -> SupportSession:
         session = self.sessions.get(session_id)
@@ -746,9 +748,10 @@ class SupportDesk:
                         session.expert_away()
 
     async def notify_console(self, session: SupportSession) -> None:
-        await self.tell_technician(
-            session.technician, encode(Type.SESSION, **session.summary())
-        )
+        text = encode(Type.SESSION, **session.summary())
+        await self.tell_technician(session.technician, text)
+        for relay in self.console_relays:
+            relay(session.technician, text)
 
     async def tell_technician(self, name: str, text: str) -> None:
         """Send to every console the technician has open."""

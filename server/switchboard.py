@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from recorder import Timeline
 from server.config import Config
-from server.errors import AuthError, NotFound, ProtocolError
+from server.errors import AuthError, NotFound, ProtocolError, StoreUnavailable
 from server.messages import Type, encode
 from server.routing import Entry, Presence, QueueSettings, Router, RoutingEvent, Status
 from server.store import Store
@@ -59,6 +60,8 @@ class Switchboard:
         self.figures: dict[str, dict[str, Any]] = {}
         """The latest figures per queue, refreshed every tick (for /metrics)."""
         self.technicians: list[Presence] = []
+        self.relay: Callable[[RoutingEvent, dict[str, Any]], None] | None = None
+        """Set by the cluster: routing events also go to the other nodes."""
 
     # lifecycle
 
@@ -81,6 +84,8 @@ class Switchboard:
             try:
                 await self.router.tick()
                 await self.refresh_figures()
+            except StoreUnavailable:
+                logger.debug("routing tick skipped: the store is unavailable")
             except Exception:
                 logger.exception("routing tick failed")
             await asyncio.sleep(_TICK_S)
@@ -121,7 +126,8 @@ class Switchboard:
 
     async def customer_left(self, session: SupportSession) -> None:
         if session.state == SessionState.QUEUED:
-            with contextlib.suppress(NotFound):
+            # During a store outage (logged once by the store) the place is kept.
+            with contextlib.suppress(NotFound, StoreUnavailable):
                 await self.router.disconnected(session.id)
 
     async def tell_position(self, session: SupportSession) -> None:
@@ -130,6 +136,11 @@ class Switchboard:
             entry = await self.router.entry(session.id)
         except NotFound:
             return
+        await self._tell_place(session, place, wait, entry.target)
+
+    async def _tell_place(
+        self, session: SupportSession, place: int, wait: float | None, target: str
+    ) -> None:
         await session.tell_customer(
             encode(
                 Type.QUEUE,
@@ -137,7 +148,7 @@ class Switchboard:
                 queue=session.queue,
                 position=place,
                 estimated_wait_s=wait,
-                technician=entry.target or None,
+                technician=target or None,
             )
         )
 
@@ -165,7 +176,8 @@ class Switchboard:
 
     async def console_left(self, name: str) -> None:
         if name not in self._desk.consoles_online():
-            await self.router.sign_out(name)
+            with contextlib.suppress(StoreUnavailable):
+                await self.router.sign_out(name)
 
     async def set_status(self, name: str, status: str) -> None:
         try:
@@ -373,6 +385,12 @@ class Switchboard:
 
     def _routing_event(self, event: RoutingEvent, data: dict[str, Any]) -> None:
         self._spawn(self._handle(event, data))
+        if self.relay is not None:
+            self.relay(event, data)
+
+    def handle_event(self, event: RoutingEvent, data: dict[str, Any]) -> None:
+        """A routing event from another node: tell this node's people."""
+        self._spawn(self._handle(event, data))
 
     async def _handle(self, event: RoutingEvent, data: dict[str, Any]) -> None:
         if event == RoutingEvent.OFFERED:
@@ -398,9 +416,10 @@ class Switchboard:
             await self.tell_team()
         elif event == RoutingEvent.QUEUE:
             queue = data["queue"]
+            places = await self.router.positions(queue)  # one read for everyone
             for session in list(self._desk.sessions.values()):
-                if session.queue == queue and session.state == SessionState.QUEUED:
-                    await self.tell_position(session)
+                if session.state == SessionState.QUEUED and session.id in places:
+                    await self._tell_place(session, *places[session.id])
             for name in self._desk.consoles_online():
                 await self.tell_queues(name)
         elif event == RoutingEvent.ABANDONED:
@@ -452,10 +471,10 @@ class Switchboard:
             await self._release_expert(session.expert)
         if not session.queue:
             return
-        with contextlib.suppress(NotFound):
+        with contextlib.suppress(NotFound, StoreUnavailable):
             await self.router.leave(session.id, session.end_reason)
         if session.technician and session.was_live:
-            with contextlib.suppress(NotFound):
+            with contextlib.suppress(NotFound, StoreUnavailable):
                 await self.router.finish(session.technician, session.queue)
 
 

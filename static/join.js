@@ -125,6 +125,9 @@ const signal = new Signal({
     } catch (error) {
       showError(errorEl, error);
       if (error.code === "ended" || error.code === "expired") finish(error.reason);
+      // Several servers: this session's media lives on another one; the link
+      // itself sends us there.
+      if (error.code === "moved") location.reload();
     }
   },
   onMessage: (message) => {

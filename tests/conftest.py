@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,9 @@ from server.app import NODE, Node, create_app
 from server.config import Config
 from server.links import Kind
 from server.media import announce_host_addresses
+from server.store import MemoryStore, Store
+from server.store.redis import RedisStore
+from tests.redis_server import RedisServer
 
 TEST_SECRET = "test-secret-0123456789abcdef"
 
@@ -116,3 +120,36 @@ async def tech_http() -> AsyncIterator[aiohttp.ClientSession]:
         cookie_jar=aiohttp.CookieJar(unsafe=True)
     ) as session:
         yield session
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One real redis-server for the whole run; tests keep apart by key prefix."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+StoreMaker = Callable[[Callable[[], float]], Store]
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def make_store(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[StoreMaker]:
+    """Makes Stores of one kind: in memory (on the given clock) or on real Redis
+    (its own clock; each store under a fresh prefix)."""
+    made: list[RedisStore] = []
+
+    def make(clock: Callable[[], float]) -> Store:
+        if request.param == "memory":
+            return MemoryStore(clock)
+        server: RedisServer = request.getfixturevalue("redis_server")
+        store = RedisStore(server.url, prefix=f"test-{secrets.token_hex(4)}:")
+        made.append(store)
+        return store
+
+    yield make
+    for store in made:
+        await store.close()

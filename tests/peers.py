@@ -150,6 +150,8 @@ class Customer(Client):
             body: dict[str, Any] = await resp.json()
             if resp.status != 200:
                 raise AssertionError(f"link refused: {resp.status} {body}")
+            # Several nodes: the link may have sent us to the session's media node.
+            self.base = str(resp.url.origin())
         self.boot = body
         return body
 

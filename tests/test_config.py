@@ -41,3 +41,20 @@ def test_origin_follows_tls_and_public_url() -> None:
     assert Config(port=8080).origin == "http://127.0.0.1:8080"
     assert Config(port=8443, self_signed=True).origin == "https://127.0.0.1:8443"
     assert Config(public_url="https://help.example/").origin == "https://help.example"
+
+
+def test_redis_settings_come_from_the_environment_and_hide_the_password() -> None:
+    config = Config.from_env(
+        {
+            "TAPLINE_REDIS_URL": "redis://tapline:pa55word@redis.internal:6379/0",
+            "TAPLINE_NODE_TIMEOUT_S": "5",
+        }
+    )
+    assert config.node_timeout_s == 5.0
+    assert config.redis_url.startswith("redis://tapline:pa55word@")
+    assert (
+        config.safe_dict()["redis_url"] == "redis://tapline:***@redis.internal:6379/0"
+    )
+    assert Config(redis_url="redis://r:6379").safe_dict()["redis_url"] == (
+        "redis://r:6379"
+    )

@@ -7,6 +7,7 @@ import pytest
 from server.errors import LinkError
 from server.links import Kind, LinkSigner
 from server.store import MemoryStore
+from tests.conftest import StoreMaker
 
 SECRET = "unit-test-secret-0123456789"
 
@@ -25,8 +26,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def signer(clock: Clock) -> LinkSigner:
-    return LinkSigner(SECRET, MemoryStore(clock), clock)
+def signer(clock: Clock, make_store: StoreMaker) -> LinkSigner:
+    return LinkSigner(SECRET, make_store(clock), clock)
 
 
 async def test_signed_link_round_trips_its_scope(signer: LinkSigner) -> None:

@@ -9,7 +9,8 @@ import pytest
 
 from server.errors import NotFound, ProtocolError
 from server.routing import QueueSettings, Router, RoutingEvent, Status
-from server.store import MemoryStore
+from server.store import MemoryStore, Store
+from tests.conftest import StoreMaker
 
 
 class Clock:
@@ -34,12 +35,12 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def store(clock: Clock) -> MemoryStore:
-    return MemoryStore(clock)
+def store(clock: Clock, make_store: StoreMaker) -> Store:
+    return make_store(clock)
 
 
 @pytest.fixture
-def router(store: MemoryStore, clock: Clock) -> Router:
+def router(store: Store, clock: Clock) -> Router:
     return Router(store, QUEUES, clock)
 
 
@@ -229,7 +230,7 @@ async def test_unknown_queue_and_full_queue_are_refused(router: Router) -> None:
 
 
 async def test_two_routers_on_one_store_serve_everyone_exactly_once(
-    store: MemoryStore, clock: Clock
+    store: Store, clock: Clock
 ) -> None:
     # Two nodes: each runs a Router over the same Store; technicians and customers
     # are spread over both. Every customer is answered once; no offer is doubled.

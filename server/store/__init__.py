@@ -1,7 +1,8 @@
 """The Store protocol: the state that nodes would share.
 
-`MemoryStore` (default) keeps it in this process. Every operation is atomic at this
-boundary so that a Redis implementation can do the same with one command or script.
+`MemoryStore` (default) keeps it in this process; `server.store.redis.RedisStore`
+(``--redis URL``) shares it between nodes. Every operation is atomic at this
+boundary, so Redis does each with one command or one script.
 """
 
 from __future__ import annotations
