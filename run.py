@@ -66,6 +66,12 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         help="STUN/TURN URL for peers and browsers (repeatable; none by default)",
     )
+    add(
+        "--turn-url",
+        dest="turn_urls",
+        action="append",
+        help="TURN URL with credentials minted from TAPLINE_TURN_SECRET (repeatable)",
+    )
     add("--cert", help="TLS certificate (PEM)")
     add("--key", help="TLS private key (PEM)")
     add(

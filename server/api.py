@@ -2,7 +2,8 @@
 
 `/api/*` takes either ``Authorization: Bearer <admin key>`` (operators, scripts) or a
 staff cookie (consoles). Cookie-authenticated requests that change state must come
-from our own origin (the Origin header) so that another site cannot make them.
+from our own pages (`server.guard.from_our_pages`) so that another site cannot make
+them.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from aiohttp import web
 
 from server.config import Config
 from server.errors import AuthError, ProtocolError, TaplineError
+from server.guard import from_our_pages
 from server.links import STAFF_ROLES, Grant, Kind, LinkSigner
 from server.messages import schema
 from server.metrics import Metrics
@@ -85,11 +87,8 @@ class Api:
                 return None
             raise AuthError("The API key is not valid.", code="forbidden")
         grant = await staff_grant(request, self._signer)
-        if changes:
-            origin = request.headers.get("Origin")
-            expected = f"{request.scheme}://{request.host}"
-            if origin is None or origin not in (expected, self._config.origin):
-                raise AuthError("Cross-site request refused.", code="forbidden")
+        if changes and not from_our_pages(request, self._config):
+            raise AuthError("Cross-site request refused.", code="forbidden")
         return grant
 
     async def create_link(self, request: web.Request) -> web.Response:

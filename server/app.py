@@ -15,6 +15,7 @@ from server.api import Api, error_middleware, qr_svg
 from server.cluster import Cluster
 from server.config import Config
 from server.gallery import Gallery
+from server.guard import guard_middleware
 from server.keys import load_or_create
 from server.library import DB_NAME, Library
 from server.library_http import LibraryHttp
@@ -197,7 +198,11 @@ def create_app(config: Config) -> web.Application:
         announce_host_addresses([config.ice_host])
     node = build_node(config)
     app = web.Application(
-        middlewares=[security_headers, error_middleware],
+        middlewares=[
+            security_headers,
+            guard_middleware(config, node.signer, node.admin_key, STAFF_COOKIE),
+            error_middleware,
+        ],
         client_max_size=64 * 1024,
     )
     app[NODE] = node
@@ -217,7 +222,26 @@ def create_app(config: Config) -> web.Application:
     app.add_routes([web.get("/ws", node.signalling.handle)])
     app.add_routes(pages.routes())
     app.cleanup_ctx.append(_lifecycle)
+    app.on_shutdown.append(_going_away)
     return app
+
+
+async def _going_away(app: web.Application) -> None:
+    """Before aiohttp waits for open requests: end sessions, close sockets (1001).
+
+    Ending first tells every participant why and finalizes the recordings; the
+    websockets then close with "going away" so their handlers return at once.
+    """
+    node = app[NODE]
+    logger.info(
+        "shutting down: ending %d sessions and %d rooms, closing %d sockets",
+        len(node.desk.sessions),
+        len(node.rooms.rooms),
+        len(node.signalling.sockets),
+    )
+    await node.rooms.close_all("server shutting down")
+    await node.desk.close_all("server shutting down")
+    await node.signalling.close_all()
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -40,6 +40,13 @@ class Config:
     """Address the server announces as its ICE host candidate (e.g. 127.0.0.1)."""
     ice_servers: list[str] = field(default_factory=list)
     """STUN/TURN URLs for the server's peers and the browsers; none by default."""
+    turn_urls: list[str] = field(default_factory=list)
+    """TURN URLs (turn:host:3478?transport=udp, ...?transport=tcp, turns:host:5349
+    ?transport=tcp) whose credentials are minted from `turn_secret`; UDP first."""
+    turn_secret: str = field(default="", repr=False)
+    """Secret shared with the TURN server (coturn static-auth-secret)."""
+    turn_ttl_s: int = 12 * 3600
+    """How long a minted TURN credential stays valid, seconds."""
     cert: str = ""
     """TLS certificate file (PEM); phones need HTTPS for the camera off localhost."""
     key: str = ""
@@ -74,6 +81,22 @@ class Config:
     max_sdp_bytes: int = 32 * 1024
     """Largest SDP accepted, bytes."""
     max_sessions: int = 200
+    ws_messages_per_s: float = 20.0
+    """Websocket messages one connection may send per second, sustained."""
+    ws_burst: int = 40
+    """Websocket messages one connection may send at once before the rate applies."""
+    address_messages_per_s: float = 100.0
+    """Websocket messages all connections from one address may send per second."""
+    address_burst: int = 200
+    """Messages one address may send at once before its rate applies."""
+    flood_strikes: int = 50
+    """Rate-limited messages in a row after which the socket is closed (1008)."""
+    auth_failures_per_minute: float = 10.0
+    """Failed link, sign-in or API key checks one address may make per minute."""
+    auth_failure_burst: int = 20
+    """Failed checks one address may make at once before it must slow down."""
+    max_send_buffer_bytes: int = 1024 * 1024
+    """Outgoing websocket bytes queued for a client that does not read, at most."""
     """Support sessions one node hosts at once."""
     video_bitrate: int = 1_200_000
     """Target bitrate of the encoded feeds, bits per second."""
@@ -168,7 +191,7 @@ class Config:
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name in ("secret", "admin_key"):
+            if f.name in ("secret", "admin_key", "turn_secret"):
                 value = "***" if value else ""
             elif f.name == "redis_url":
                 value = _without_password(value)

@@ -4,6 +4,7 @@ TaplineError                 code, reason, http_status
 ├── ProtocolError            a websocket message we cannot accept
 │   ├── bad_json, bad_message, unknown_type, too_large, rate_limited
 │   ├── wrong_state          valid message, wrong moment
+│   ├── ice_restart_unsupported  offer again from a new peer connection
 │   └── moved                the session is served by another node
 ├── SdpError                 bad_sdp: the description was refused, with the reason
 ├── LinkError                a link or token that does not let you in

@@ -94,10 +94,12 @@ class LinkSigner:
         digest = hmac.new(self._key, payload.encode("ascii"), hashlib.sha256).digest()
         return _b64(digest[:20])
 
-    def verify(self, token: str, *kinds: Kind) -> Grant:
+    def verify(self, token: str, *kinds: Kind, expired_ok: bool = False) -> Grant:
         """The grant of a well-signed, unexpired token of one of `kinds`.
 
-        Does not consult the Store; `check` does.
+        `expired_ok` accepts an expired one: for a caller that holds other proof
+        the grant is still current (an open session it names). Does not consult
+        the Store; `check` does.
         """
         if not token or len(token) > _MAX_TOKEN_CHARS or token.count(".") != 1:
             raise LinkError("This link is not complete.", code="forged")
@@ -114,18 +116,21 @@ class LinkSigner:
             raise LinkError(
                 f"This is a {kind} link; it does not open this page.", code="wrong_kind"
             )
-        if grant.expires_at <= self._clock():
+        if grant.expires_at <= self._clock() and not expired_ok:
             raise LinkError("This link has expired. Ask for a new one.", code="expired")
         return grant
 
-    async def check(self, token: str, *kinds: Kind) -> Grant:
+    async def check(self, token: str, *kinds: Kind, expired_ok: bool = False) -> Grant:
         """`verify`, then refuse revoked links."""
-        grant = self.verify(token, *kinds)
-        if await self._store.get(f"link:revoked:{grant.id}") is not None:
+        grant = self.verify(token, *kinds, expired_ok=expired_ok)
+        if await self.revoked(grant.id):
             raise LinkError(
                 "This link was withdrawn. Ask for a new one.", code="revoked"
             )
         return grant
+
+    async def revoked(self, link_id: str) -> bool:
+        return await self._store.get(f"link:revoked:{link_id}") is not None
 
     def _ttl(self, grant: Grant) -> float:
         return max(1.0, grant.expires_at - self._clock() + 60)

@@ -27,6 +27,7 @@ __all__ = [
     "CameraLink",
     "CameraRemove",
     "CameraResult",
+    "Candidate",
     "Chat",
     "ClientMessage",
     "Decline",
@@ -78,6 +79,7 @@ class Type(enum.StrEnum):
     AUTO_ANSWER = "auto_answer"
     TRANSFER = "transfer"
     DISPOSITION = "disposition"
+    CANDIDATE = "candidate"
     INVITE = "invite"
     LEAVE = "leave"
     # client -> server, demo rooms
@@ -171,6 +173,17 @@ class Offer(ClientMessage):
     sdp: str
     width: int = 0
     height: int = 0
+
+
+@dataclass(frozen=True)
+class Candidate(ClientMessage):
+    """A trickled ICE candidate for the session's last offer; empty: no more."""
+
+    type: ClassVar[Type] = Type.CANDIDATE
+    session: str
+    candidate: str = ""
+    mid: str = ""
+    index: int = 0
 
 
 @dataclass(frozen=True)
@@ -516,6 +529,7 @@ _CLIENT_TYPES: dict[str, type[ClientMessage]] = {
     for cls in (
         Join,
         Offer,
+        Candidate,
         End,
         SetStatus,
         Accept,
@@ -551,6 +565,8 @@ _LIMITS = {
     "slate": 80,
     "text": 1000,
     "action": 16,
+    "candidate": 1024,
+    "mid": 32,
     "facing": 16,
     "request": 32,
     "shape": 16,
@@ -591,6 +607,12 @@ def parse(raw: str | bytes, *, max_bytes: int, max_sdp_bytes: int) -> ClientMess
             ref=ref,
         )
     kind = data.get("type")
+    if kind == Type.ANSWER:
+        raise ProtocolError(
+            "The server never sends offers, so there is nothing to answer.",
+            code="wrong_state",
+            ref=ref,
+        )
     cls = _CLIENT_TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise ProtocolError(

@@ -33,6 +33,7 @@ from server.rooms import STAFF_ROLES as ROOM_STAFF_ROLES
 from server.rooms import RoomDirectory
 from server.store import Store
 from server.support import SupportDesk, new_session_id
+from server.turn import ice_servers
 
 __all__ = ["STAFF_COOKIE", "Pages", "staff_grant"]
 
@@ -228,7 +229,7 @@ class Pages:
             "session": session_id,
             "technician": grant.get("technician"),
             "queue": grant.get("queue"),
-            "iceServers": [{"urls": url} for url in self._config.ice_servers],
+            "iceServers": ice_servers(self._config, customer),
         }
         response: web.StreamResponse
         response = web.json_response(boot) if wants_json else page("join.html", boot)
@@ -252,7 +253,7 @@ class Pages:
         boot = {
             "name": grant.get("name"),
             "role": grant.get("role"),
-            "iceServers": [{"urls": url} for url in self._config.ice_servers],
+            "iceServers": ice_servers(self._config, grant.get("name")),
         }
         response = page("console.html", boot)
         response.headers["Cache-Control"] = "no-store"
@@ -271,7 +272,7 @@ class Pages:
                 )
         room = self._rooms.get(grant.get("room"))
         ttl = max(60.0, grant.expires_at - self._signer.now())
-        ice = [{"urls": url} for url in self._config.ice_servers]
+        ice = ice_servers(self._config, f"room-{grant.id}")
         device = ""
         if grant.kind == Kind.DEMO:
             token, _ = self._signer.sign(
@@ -333,7 +334,7 @@ class Pages:
             "name": grant.get("name"),
             "role": grant.get("role"),
             "room": room if room.isalnum() and len(room) <= 64 else "",
-            "iceServers": [{"urls": url} for url in self._config.ice_servers],
+            "iceServers": ice_servers(self._config, grant.get("name")),
         }
         response = page("studio.html", boot)
         response.headers["Cache-Control"] = "no-store"

@@ -73,6 +73,7 @@ from server.messages import (
 from server.messages import Program as ProgramMessage
 from server.messages import Zoom as ZoomMessage
 from server.support import Channel
+from server.turn import ice_servers
 
 __all__ = [
     "DEMO_ROOM",
@@ -424,7 +425,7 @@ class Room:
         await self._drop_peer(member, key)
         peer = Peer(
             f"{label}/{key}",
-            ice_servers=self._config.ice_servers,
+            ice_servers=ice_servers(self._config, f"server-{self.id}"),
             on_track=on_track,
             on_state=lambda p, s: self._peer_state(member, key, p, s),
             max_sdp_bytes=self._config.max_sdp_bytes,

@@ -19,13 +19,15 @@ from typing import Any, Protocol
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from server.config import Config
-from server.errors import AuthError, ProtocolError, TaplineError
+from server.errors import AuthError, LinkError, ProtocolError, TaplineError
+from server.limits import AddressLimits, FloodGuard, TokenBucket
 from server.links import Grant, Kind, LinkSigner
 from server.messages import (
     ROOM_MESSAGES,
     TOOL_MESSAGES,
     Accept,
     AutoAnswer,
+    Candidate,
     ClientMessage,
     Decline,
     Disposition,
@@ -55,14 +57,38 @@ _SEND_TIMEOUT_S = 10.0
 
 
 class WsChannel:
-    """A websocket seen as the domain's `Channel`."""
+    """A websocket seen as the domain's `Channel`.
 
-    def __init__(self, ws: web.WebSocketResponse, label: str) -> None:
+    What waits to be written to a client is bounded: past `max_buffer_bytes` the
+    client is not reading, and its connection is cut (no close frame could reach
+    it either); a send that waits longer than `_SEND_TIMEOUT_S` closes it too.
+    """
+
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        label: str,
+        transport: asyncio.BaseTransport | None = None,
+        max_buffer_bytes: int = 1024 * 1024,
+    ) -> None:
         self.ws = ws
         self.label = label
+        self._transport = transport
+        self._max_buffer = max_buffer_bytes
 
     async def send(self, text: str) -> None:
         if self.ws.closed:
+            return
+        transport = self._transport
+        if isinstance(transport, asyncio.WriteTransport) and (
+            transport.get_write_buffer_size() + len(text) > self._max_buffer
+        ):
+            logger.info(
+                "socket %s: over %d bytes unread; disconnecting it",
+                self.label,
+                self._max_buffer,
+            )
+            transport.abort()
             return
         try:
             await asyncio.wait_for(self.ws.send_str(text), _SEND_TIMEOUT_S)
@@ -126,6 +152,9 @@ class Signalling:
         self._staff_cookie = staff_cookie
         self._rooms = rooms
         self.sockets: set[web.WebSocketResponse] = set()
+        self._addresses = AddressLimits(
+            config.address_messages_per_s, config.address_burst
+        )
         self.remote: RemoteSessions | None = None
         """Set with Redis: consoles reach sessions on other nodes through it."""
 
@@ -136,7 +165,11 @@ class Signalling:
         )
         await ws.prepare(request)
         self.sockets.add(ws)
-        who = _Participant(WsChannel(ws, f"ws-{secrets.token_hex(3)}"))
+        label = f"ws-{secrets.token_hex(3)}"
+        channel = WsChannel(
+            ws, label, request.transport, self._config.max_send_buffer_bytes
+        )
+        who = _Participant(channel)
         reason = "closed"
         try:
             reason = await self._serve(request, ws, who)
@@ -153,7 +186,30 @@ class Signalling:
     async def _serve(
         self, request: web.Request, ws: web.WebSocketResponse, who: _Participant
     ) -> str:
+        config = self._config
+        guard = FloodGuard(
+            TokenBucket(config.ws_messages_per_s, config.ws_burst),
+            self._addresses,
+            request.remote or "",
+            config.flood_strikes,
+        )
         async for msg in ws:
+            data = msg.type in (WSMsgType.TEXT, WSMsgType.BINARY)
+            verdict = guard.check() if data else FloodGuard.OK
+            if verdict == FloodGuard.CLOSE:
+                logger.info("socket %s: flooding; closing it", who.channel.label)
+                await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"flooding")
+                return "flooding"
+            if verdict == FloodGuard.REFUSE:
+                if guard.refused == 1:
+                    await who.channel.send(
+                        encode(
+                            Type.ERROR,
+                            code="rate_limited",
+                            reason="Too many messages; slow down.",
+                        )
+                    )
+                continue
             if msg.type == WSMsgType.TEXT:
                 await self._receive(request, who, msg.data)
             elif msg.type == WSMsgType.BINARY:
@@ -187,6 +243,11 @@ class Signalling:
                 await self._leave(who, self._session_of(who, message.session))
             elif isinstance(message, Offer):
                 await self._offer(who, message)
+            elif isinstance(message, Candidate):
+                session = self._session_of(who, message.session)
+                await session.candidate(
+                    who.role, message.candidate, message.mid, message.index
+                )
             elif isinstance(message, End) and self._remote(who, message.session):
                 assert self.remote is not None
                 await self.remote.end(
@@ -269,7 +330,7 @@ class Signalling:
         if who.role is not None:
             raise ProtocolError("Already joined.", code="wrong_state")
         if msg.token:
-            grant = await self._signer.check(msg.token, Kind.PARTICIPANT)
+            grant = await self._participant(msg.token)
             if self.remote is not None:
                 await self.remote.host(grant.get("sid"))
             session = self._desk.open(
@@ -316,6 +377,32 @@ class Signalling:
             skills if isinstance(skills, dict) else {},
         )
 
+    async def _participant(self, token: str) -> Grant:
+        """A customer's participant grant; an expired one still rejoins its session.
+
+        The participant token lives as long as the link did. A customer whose
+        network blipped after that comes back to a session that is still open:
+        the open session, not the link, is what lets them in. A revoked link
+        lets no one back in.
+        """
+        try:
+            grant = await self._signer.check(token, Kind.PARTICIPANT)
+        except LinkError as exc:
+            if exc.code != "expired":
+                raise
+            grant = await self._signer.check(token, Kind.PARTICIPANT, expired_ok=True)
+            if grant.get("sid") not in self._desk.sessions:
+                raise
+            logger.info("session %s: rejoin after its link expired", grant.get("sid"))
+        if not grant.get("sid"):
+            raise AuthError("This is not a support session token.", code="forbidden")
+        link = grant.get("link")
+        if link and await self._signer.revoked(link):
+            raise LinkError(
+                "This link was withdrawn. Ask for a new one.", code="revoked"
+            )
+        return grant
+
     def _is_expert(self, who: _Participant, session_id: str) -> bool:
         session = self._desk.sessions.get(session_id)
         return session is not None and _seat(who, session) == Role.EXPERT
@@ -328,6 +415,11 @@ class Signalling:
     def _session_of(self, who: _Participant, session_id: str) -> SupportSession:
         session = who.sessions.get(session_id)
         if session is not None:
+            if who.role == Role.CUSTOMER and not session.holds(who.role, who.channel):
+                raise ProtocolError(
+                    "This session continues in another tab or window.",
+                    code="replaced",
+                )
             return session
         session = self._desk.get(session_id)
         if who.role != Role.TECHNICIAN or session.role_of(who.name) is None:

@@ -43,6 +43,7 @@ from server.media import Feed, FrameTrack, Peer, PeerState, Source
 from server.media.mixminus import MixMinus
 from server.messages import Type, encode
 from server.tools import SessionTools
+from server.turn import ice_servers
 
 __all__ = ["Channel", "Role", "SessionState", "SupportDesk", "SupportSession"]
 
@@ -94,6 +95,8 @@ class _Seat:
     sources: list[Source] = field(default_factory=list)
     outlets: dict[str, MediaStreamTrack] = field(default_factory=dict)
     grace: asyncio.TimerHandle | None = None
+    answering: bool = False
+    """An offer of this seat is being answered (gathering our candidates)."""
 
 
 class SupportSession:
@@ -137,6 +140,7 @@ class SupportSession:
         self._timeline: Timeline | None = None
         self._directory = config.recordings_dir / session_id
         self._recording: Recording | None = None
+        self._recording_error_told = False
         self._mixer: AudioMixer | None = None
         self._mix_task: asyncio.Task[None] | None = None
         self._feed = Feed(
@@ -227,6 +231,10 @@ class SupportSession:
             "recording": self._recording is not None,
             "recording_error": self._recording.error if self._recording else None,
         }
+
+    def holds(self, role: Role, channel: Channel) -> bool:
+        """True while `channel` is the one this role's seat listens to."""
+        return self._seats[role].channel is channel
 
     async def tell_customer(self, text: str) -> None:
         channel = self._seats[Role.CUSTOMER].channel
@@ -390,13 +398,14 @@ class SupportSession:
         seat = self._seats[role]
         if seat.channel is None or not seat.name:
             raise ProtocolError("Join the session before offering.", code="wrong_state")
+        _check_offer_moment(seat, sdp)
         await self._drop_media(seat)
         if role == Role.CUSTOMER and width and height and self._feed.size is None:
             self._feed.size = (min(width, 1920) // 2 * 2, min(height, 1080) // 2 * 2)
 
         peer = Peer(
             f"{self.id}/{role}",
-            ice_servers=self._config.ice_servers,
+            ice_servers=ice_servers(self._config, f"server-{self.id}"),
             on_track=lambda track: self._inbound(seat, track),
             on_state=self._peer_state,
             max_sdp_bytes=self._config.max_sdp_bytes,
@@ -407,11 +416,24 @@ class SupportSession:
         voice = seat.outlets["audio"]
         assert isinstance(voice, FrameTrack)
         self._voices.attach(str(role), voice)
+        seat.answering = True
         try:
             answer = await peer.answer(sdp, list(seat.outlets.values()))
         except Exception:
-            await self._drop_media(seat)
+            if seat.peer is peer:
+                await self._drop_media(seat)
+            else:
+                await peer.close()
             raise
+        finally:
+            seat.answering = False
+        if seat.peer is not peer:  # ended, or left, while it was answered
+            await peer.close()
+            raise ProtocolError(
+                "This offer was overtaken: the session ended or its participant "
+                "left while it was answered.",
+                code="wrong_state",
+            )
         self.event("offer", role=str(role))
         if role == Role.TECHNICIAN and self.state == SessionState.QUEUED:
             raise ProtocolError("No technician is assigned yet.", code="wrong_state")
@@ -421,6 +443,15 @@ class SupportSession:
             await self._set_state(SessionState.CONNECTING)
         await self.broadcast()
         return answer
+
+    async def candidate(self, role: Role, line: str, mid: str, index: int) -> None:
+        """A trickled candidate for this role's peer (after its offer)."""
+        peer = self._seats[role].peer
+        if peer is None:
+            raise ProtocolError(
+                "Send the offer before its candidates.", code="wrong_state"
+            )
+        await peer.add_candidate(line, mid, index)
 
     def _outlets_for(self, role: Role) -> dict[str, MediaStreamTrack]:
         """The tracks the server sends to this role, in offer m-line order."""
@@ -517,6 +548,12 @@ class SupportSession:
                 fragment_s=self._config.recording_fragment_s,
             )
         self._recording.put_video(packet)
+        if self._recording.error is not None and not self._recording_error_told:
+            # The recorder failed on its thread; tell both sides once (the
+            # console shows it). The session itself goes on.
+            self._recording_error_told = True
+            self.event("recording", state="failed", error=self._recording.error)
+            asyncio.get_running_loop().create_task(self.broadcast())
 
     async def _mix(self) -> None:
         assert self._mixer is not None
@@ -584,6 +621,23 @@ class SupportSession:
             )
         logger.info("session %s: closed (%s) after %.1f s", self.id, reason, duration)
         self._on_closed(self)
+
+
+def _check_offer_moment(seat: _Seat, sdp: str) -> None:
+    """Refuse an offer while another is answered, and ICE restarts (see below)."""
+    if seat.answering:
+        raise ProtocolError(
+            "An offer for this session is still being answered; wait for its answer.",
+            code="wrong_state",
+        )
+    # aiortc cannot restart ICE on a live connection (aiortc issue 211); a page
+    # that asks for one is told to make a new peer connection and offer again.
+    if seat.peer is not None and seat.peer.is_ice_restart(sdp):
+        raise ProtocolError(
+            "ICE restart is not supported: close this peer connection and offer "
+            "from a new one.",
+            code="ice_restart_unsupported",
+        )
 
 
 async def _send_quietly(channel: Channel, text: str) -> None:

@@ -155,6 +155,13 @@ function onSession(summary) {
   const needsPeer = !entry.pc || ["failed", "closed"].includes(entry.pc.connectionState)
     || summary.media[entry.role] === "none";
   if (summary.present.customer && needsPeer) connect(summary.session, entry);
+  if (summary.recording_error && !entry.recordingTold) {
+    entry.recordingTold = true;
+    showError(errorEl, {
+      reason: `Recording of customer ${summary.customer} stopped `
+        + `(${summary.recording_error}); the call goes on.`,
+    });
+  }
 }
 
 function onEnded(message) {

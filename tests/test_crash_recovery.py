@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -40,7 +40,7 @@ class ServerProcess:
         self.args = args or []
         self.env = env or {}
 
-    def start(self) -> None:
+    def start(self, preexec_fn: Callable[[], None] | None = None) -> None:
         env = {
             **os.environ,
             "TAPLINE_SECRET": "crash-test-secret-0123456789",
@@ -65,6 +65,7 @@ class ServerProcess:
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                preexec_fn=preexec_fn,
             )
 
     async def ready(self) -> None:

@@ -11,13 +11,20 @@ and tests/media/test_ice.py fails if the hook stops taking effect.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import aioice
 import aioice.ice
 from aiortc import RTCConfiguration, RTCIceServer
+from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
-__all__ = ["PINNED_AIOICE", "announce_host_addresses", "rtc_configuration"]
+__all__ = [
+    "PINNED_AIOICE",
+    "IceServer",
+    "announce_host_addresses",
+    "rtc_configuration",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -26,9 +33,28 @@ PINNED_AIOICE = "0.13.0"
 _original: Callable[..., list[str]] = aioice.ice.get_host_addresses
 
 
-def rtc_configuration(urls: Sequence[str]) -> RTCConfiguration:
+IceServer = str | Mapping[str, Any]
+"""A URL, or a browser-shaped entry {"urls", "username"?, "credential"?}."""
+
+
+def rtc_configuration(
+    servers: Sequence[IceServer], *, relay_only: bool = False
+) -> RTCConfiguration:
     """Exactly the configured ICE servers: an empty list means host candidates only."""
-    return RTCConfiguration(iceServers=[RTCIceServer(urls=url) for url in urls])
+    entries = []
+    for server in servers:
+        if isinstance(server, str):
+            entries.append(RTCIceServer(urls=server))
+        else:
+            entries.append(
+                RTCIceServer(
+                    urls=server["urls"],
+                    username=server.get("username"),
+                    credential=server.get("credential"),
+                )
+            )
+    policy = RTCIceTransportPolicy.RELAY if relay_only else RTCIceTransportPolicy.ALL
+    return RTCConfiguration(iceServers=entries, iceTransportPolicy=policy)
 
 
 def announce_host_addresses(addresses: Sequence[str]) -> None:

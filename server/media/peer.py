@@ -14,21 +14,25 @@ from collections.abc import Callable, Sequence
 
 from aiortc import (
     MediaStreamTrack,
+    RTCIceCandidate,
     RTCPeerConnection,
+    RTCRtpCodecParameters,
     RTCRtpSender,
     RTCSessionDescription,
 )
+from aiortc.codecs import CODECS
 from aiortc.exceptions import (
     InternalError,
     InvalidAccessError,
     InvalidStateError,
     OperationError,
 )
-from aiortc.sdp import SessionDescription
+from aiortc.rtcpeerconnection import is_codec_compatible
+from aiortc.sdp import MediaDescription, SessionDescription, candidate_from_sdp
 
-from server.errors import SdpError
+from server.errors import ProtocolError, SdpError
 from server.media.feed import PacketTrack
-from server.media.ice import rtc_configuration
+from server.media.ice import IceServer, rtc_configuration
 
 __all__ = ["Peer", "PeerState"]
 
@@ -72,11 +76,73 @@ def _check_offer(sdp: str, max_bytes: int) -> SessionDescription:
         raise SdpError("The offer is not SDP (it must start with v=0).")
     try:
         parsed = SessionDescription.parse(sdp)
-    except (ValueError, KeyError, IndexError) as exc:
-        raise SdpError(f"The offer could not be read: {exc}") from None
+    except (*_AIORTC_REFUSALS, AttributeError, TypeError, StopIteration) as exc:
+        # aiortc's parser trusts its input: an attribute without a value fails
+        # with AttributeError, a missing field with TypeError, an fmtp for a
+        # payload type with no rtpmap with StopIteration.
+        detail = str(exc) or "a line is malformed"
+        raise SdpError(f"The offer could not be read: {detail}.") from None
     if not parsed.media:
         raise SdpError("The offer has no audio or video.")
+    for media in parsed.media:
+        if media.kind in ("audio", "video") and media.port != 0:
+            _check_media(media)
     return parsed
+
+
+def _check_media(media: MediaDescription) -> None:
+    """Refuse, with words, what aiortc would otherwise fail on later or in a task."""
+    if not media.rtp.muxId:
+        raise SdpError(f"The offer's {media.kind} has no a=mid line.")
+    if media.ice is None or not media.ice.usernameFragment or not media.ice.password:
+        raise SdpError(f"The offer's {media.kind} has no ICE username or password.")
+    if media.dtls is None or not media.dtls.fingerprints:
+        raise SdpError(f"The offer's {media.kind} has no DTLS fingerprint.")
+    ours = [c for c in CODECS[media.kind] if c.name.lower() != "rtx"]
+    offered = [c for c in media.rtp.codecs if c.name.lower() != "rtx"]
+    if not any(is_codec_compatible(a, b) for a in ours for b in offered):
+        names = ", ".join(sorted({_codec_words(c) for c in offered})) or "none"
+        usable = ", ".join(sorted({_codec_words(c) for c in ours}))
+        raise SdpError(
+            f"The offer's {media.kind} codecs ({names}) include none the server "
+            f"can use ({usable})."
+        )
+
+
+def _codec_words(codec: RTCRtpCodecParameters) -> str:
+    name = codec.mimeType.split("/")[-1] if codec.mimeType else codec.name
+    profile = codec.parameters.get("profile-level-id")
+    if name.upper() == "H264" and isinstance(profile, str):
+        return f"H264 {profile.lower()}"
+    return str(name)
+
+
+def _is_mdns(address: str) -> bool:
+    return address.lower().rstrip(".").endswith(".local")
+
+
+def _without_mdns(sdp: str) -> str:
+    """The SDP without `.local` (mDNS) candidates, which the server never resolves.
+
+    Resolving them would need multicast from the server; the browser reaches the
+    server's own candidates and its address is learned from its checks instead.
+    """
+    kept = []
+    for line in sdp.splitlines(keepends=True):
+        if line.startswith("a=candidate:"):
+            bits = line.split()
+            if len(bits) > 4 and _is_mdns(bits[4]):
+                continue
+        kept.append(line)
+    return "".join(kept)
+
+
+def _ice_identity(parsed: SessionDescription) -> tuple[str, str]:
+    """The offer's ICE username fragment and DTLS fingerprint (first m-line)."""
+    media = parsed.media[0]
+    ufrag = media.ice.usernameFragment if media.ice else ""
+    prints = media.dtls.fingerprints if media.dtls else []
+    return str(ufrag or ""), prints[0].value.lower() if prints else ""
 
 
 class Peer:
@@ -89,7 +155,7 @@ class Peer:
         self,
         label: str,
         *,
-        ice_servers: Sequence[str],
+        ice_servers: Sequence[IceServer],
         on_track: TrackHandler,
         on_state: StateHandler,
         max_sdp_bytes: int = 32 * 1024,
@@ -103,6 +169,11 @@ class Peer:
         self._max_sdp = max_sdp_bytes
         self._ice_timeout_s = ice_timeout_s
         self._timeout: asyncio.TimerHandle | None = None
+        self._refused = False
+        self._answered = asyncio.Event()
+        self._answered.set()
+        self.remote_ice: tuple[str, str] | None = None
+        """The offer's (ICE ufrag, DTLS fingerprint), to recognise an ICE restart."""
         self._pc.on("track", self._track)
         self._pc.on("connectionstatechange", self._connection_state)
         self._counted = True
@@ -148,7 +219,18 @@ class Peer:
         next m-line of its kind that wants to receive, and a `PacketTrack`'s m-line
         is H.264-only (its packets are sent as they are).
         """
+        self._answered.clear()
+        try:
+            return await self._answer(offer_sdp, outbound)
+        finally:
+            self._answered.set()
+
+    async def _answer(
+        self, offer_sdp: str, outbound: Sequence[MediaStreamTrack]
+    ) -> str:
         parsed = _check_offer(offer_sdp, self._max_sdp)
+        offer_sdp = _without_mdns(offer_sdp)
+        self.remote_ice = _ice_identity(parsed)
         pending = list(outbound)
         for media in parsed.media:
             if media.kind not in ("audio", "video"):
@@ -181,7 +263,8 @@ class Peer:
             )
             answer = await self._pc.createAnswer()
             await self._pc.setLocalDescription(answer)
-        except _AIORTC_REFUSALS as exc:
+        except (*_AIORTC_REFUSALS, AttributeError, TypeError) as exc:
+            self._refused = True
             raise SdpError(
                 f"The offer was refused: {exc or type(exc).__name__}"
             ) from None
@@ -193,7 +276,48 @@ class Peer:
             )
         return str(self._pc.localDescription.sdp)
 
+    def is_ice_restart(self, offer_sdp: str) -> bool:
+        """True for an offer from the same browser connection with new ICE
+        credentials: what `createOffer({iceRestart: true})` makes."""
+        if self.remote_ice is None:
+            return False
+        try:
+            ufrag, fingerprint = _ice_identity(_check_offer(offer_sdp, self._max_sdp))
+        except SdpError:
+            return False
+        old_ufrag, old_fingerprint = self.remote_ice
+        return fingerprint == old_fingerprint and ufrag != old_ufrag
+
+    async def add_candidate(self, line: str, mid: str, index: int) -> None:
+        """A trickled remote candidate; an empty `line` is end-of-candidates."""
+        if self._pc.remoteDescription is None or self.state == PeerState.CLOSED:
+            raise ProtocolError(
+                "Send the offer before its candidates.", code="wrong_state"
+            )
+        text = line.removeprefix("a=").removeprefix("candidate:").strip()
+        if not text:
+            await self._pc.addIceCandidate(None)
+            return
+        try:
+            candidate: RTCIceCandidate = candidate_from_sdp(text)
+        except (AssertionError, ValueError, IndexError) as exc:
+            raise SdpError(f"The candidate could not be read: {exc!r}") from None
+        if _is_mdns(candidate.ip):
+            logger.debug("peer %s: mDNS candidate ignored", self.label)
+            return
+        candidate.sdpMid = mid or None
+        candidate.sdpMLineIndex = index if not mid else None
+        try:
+            await self._pc.addIceCandidate(candidate)
+        except _AIORTC_REFUSALS as exc:
+            raise SdpError(
+                f"The candidate was refused: {exc or type(exc).__name__}"
+            ) from None
+
     async def close(self) -> None:
+        # Closing while our candidates are gathered leaves aioice retrying STUN on
+        # a closed socket (an error in the log): let the answer finish first.
+        await self._answered.wait()
         if self._timeout is not None:
             self._timeout.cancel()
             self._timeout = None
@@ -203,8 +327,11 @@ class Peer:
                 track.stop()
         try:
             await self._pc.close()
-        except Exception:
-            logger.exception("peer %s: close failed", self.label)
+        except Exception as exc:
+            if not self._refused:
+                logger.exception("peer %s: close failed", self.label)
+            else:  # aiortc cannot always close what a refused offer half-built
+                logger.info("peer %s: close after a refused offer: %r", self.label, exc)
         if self._counted:
             self._counted = False
             Peer.open_count -= 1
