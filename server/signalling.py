@@ -226,6 +226,8 @@ class Signalling:
             raise ProtocolError("Already joined.", code="wrong_state")
         if msg.token:
             grant = await self._signer.check(msg.token, Kind.PARTICIPANT)
+            if not grant.get("sid") or grant.get("room"):
+                raise AuthError("This is not a support link's token.", code="forbidden")
             session = self._desk.open(
                 grant.get("sid"),
                 technician=grant.get("tech"),

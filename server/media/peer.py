@@ -76,6 +76,12 @@ def _check_offer(sdp: str, max_bytes: int) -> SessionDescription:
         raise SdpError(f"The offer could not be read: {exc}") from None
     if not parsed.media:
         raise SdpError("The offer has no audio or video.")
+    for media in parsed.media:
+        # aiortc fails later, outside any handler, without these.
+        if media.dtls is None or not media.dtls.fingerprints:
+            raise SdpError(
+                f"The offer's {media.kind} has no DTLS fingerprint or setup role."
+            )
     return parsed
 
 
