@@ -89,7 +89,7 @@ function sessionView(id, summary) {
     fillTeam(el);
     $("sessions").append(el);
     entry = { el, pc: null, state: "waiting", connecting: false };
-    entry.tools = new ConsoleTools({ signal, session: id, el, errorEl });
+    entry.tools = new ConsoleTools({ signal, session: id, el, errorEl, me: boot.name });
     sessions.set(id, entry);
     $("no-sessions").hidden = true;
   }
