@@ -17,7 +17,12 @@ import aioice
 import aioice.ice
 from aiortc import RTCConfiguration, RTCIceServer
 
-__all__ = ["PINNED_AIOICE", "announce_host_addresses", "rtc_configuration"]
+__all__ = [
+    "PINNED_AIOICE",
+    "announce_host_addresses",
+    "own_addresses",
+    "rtc_configuration",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +34,11 @@ _original: Callable[..., list[str]] = aioice.ice.get_host_addresses
 def rtc_configuration(urls: Sequence[str]) -> RTCConfiguration:
     """Exactly the configured ICE servers: an empty list means host candidates only."""
     return RTCConfiguration(iceServers=[RTCIceServer(urls=url) for url in urls])
+
+
+def own_addresses() -> list[str]:
+    """What aioice offers when nothing is announced: every address but loopback."""
+    return list(_original(True, True))
 
 
 def announce_host_addresses(addresses: Sequence[str]) -> None:
