@@ -221,3 +221,24 @@ async def test_recording_of_a_customer_who_waited_keeps_every_picture(
     assert len(times) > 30 and min(gaps) > 0.0005, f"pictures stacked: {gaps[:5]}"
     assert abs((times[-1] - times[0]) - live_s) < 1.0, (times[-1] - times[0], live_s)
     assert audio > 48_000, "the recording lost its sound"
+
+
+async def test_accepting_a_customer_who_just_left_says_so(
+    node: RunningNode, http: aiohttp.ClientSession, tech_http: aiohttp.ClientSession
+) -> None:
+    customer = Customer(node.base, http)
+    technician = await _console(node, tech_http, "tech-late")
+    try:
+        await customer.open_link(node.support_link())
+        await customer.connect_ws()
+        await customer.send(type="join", token=customer.boot["token"])
+        offer = await technician.expect("offered", session=customer.boot["session"])
+        await customer.send(type="end", session=customer.boot["session"])
+        await customer.expect("ended")
+        # The technician's click crosses the customer leaving.
+        await technician.send(type="accept", entry=offer["entry"], ref="a")
+        error = await technician.expect("error", ref="a")
+        assert error["reason"] == "The customer has left."
+    finally:
+        await customer.close()
+        await technician.close()
