@@ -21,6 +21,7 @@ from server.library import DB_NAME, Library
 from server.library_http import LibraryHttp
 from server.links import Kind, LinkSigner
 from server.media import Peer, announce_host_addresses
+from server.media.ice import own_addresses
 from server.metrics import Metrics
 from server.pages import STAFF_COOKIE, Pages, security_headers
 from server.rooms import RoomDirectory
@@ -196,6 +197,11 @@ def _routing_metrics(metrics: Metrics, board: Switchboard) -> None:
 def create_app(config: Config) -> web.Application:
     if config.ice_host:
         announce_host_addresses([config.ice_host])
+    elif not own_addresses():
+        logger.warning(
+            "this machine has no address but loopback to offer for media: no peer "
+            "can connect; start with --ice-host 127.0.0.1"
+        )
     node = build_node(config)
     app = web.Application(
         middlewares=[

@@ -595,6 +595,8 @@ def parse(raw: str | bytes, *, max_bytes: int, max_sdp_bytes: int) -> ClientMess
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise ProtocolError("Message is not valid JSON.", code="bad_json") from None
+    except RecursionError:
+        raise ProtocolError("Message is nested too deeply.", code="bad_json") from None
     if not isinstance(data, dict):
         raise ProtocolError("Message must be a JSON object.", code="bad_message")
     ref = data.get("ref")

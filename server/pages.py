@@ -3,9 +3,10 @@
 A customer link opens the join page with a participant token for its session; the
 link is bound to the first device (a cookie) that opens it. A login link is single
 use: it signs a staff member in with an HttpOnly, SameSite=Strict cookie and
-redirects to their console (a presenter's to the studio). A demo link opens the
-watch page of its room for anyone (it is meant to be shared); a camera link makes
-the first device that opens it one more camera of a room.
+redirects to their console (a presenter's to the studio, a supervisor's to the
+queue figures). A demo link opens the watch page of its room for anyone (it is
+meant to be shared); a camera link makes the first device that opens it one more
+camera of a room.
 """
 
 from __future__ import annotations
@@ -169,7 +170,9 @@ class Pages:
             skills=grant.scope.get("skills") or None,
         )
         logger.info("staff %s signed in", grant.get("name"))
-        target = "/library" if grant.get("role") == "trainer" else "/console"
+        target = {"trainer": "/library", "supervisor": "/supervisor"}.get(
+            grant.get("role"), "/console"
+        )
         if grant.get("role") == "presenter" or grant.get("room"):
             room = grant.get("room")
             target = f"/studio?room={room}" if room.isalnum() else "/studio"

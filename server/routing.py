@@ -483,7 +483,10 @@ class Router:
 
     async def accept(self, name: str, entry_id: str) -> Entry:
         """The technician takes the offered customer: off the queue, technician busy."""
-        entry = await self.entry(entry_id)
+        try:
+            entry = await self.entry(entry_id)
+        except NotFound:
+            raise NotFound("The customer has left.", code="not_queued") from None
         if entry.state != EntryState.OFFERED or entry.offered_to != name:
             raise ProtocolError(
                 "This customer is not offered to you.", code="not_offered"

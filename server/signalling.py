@@ -331,6 +331,8 @@ class Signalling:
             raise ProtocolError("Already joined.", code="wrong_state")
         if msg.token:
             grant = await self._participant(msg.token)
+            if grant.get("room"):
+                raise AuthError("This is not a support link's token.", code="forbidden")
             if self.remote is not None:
                 await self.remote.host(grant.get("sid"))
             session = self._desk.open(

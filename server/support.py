@@ -40,6 +40,7 @@ from recorder.layout import write_meta
 from server.config import Config
 from server.errors import CapacityError, NotFound, ProtocolError
 from server.media import Feed, FrameTrack, Peer, PeerState, Source
+from server.media.feed import VIDEO_TIME_BASE
 from server.media.mixminus import MixMinus
 from server.messages import Type, encode
 from server.tools import SessionTools
@@ -135,6 +136,8 @@ class SupportSession:
         self._expert_leaving: asyncio.Task[None] | None = None
         self._t0 = time.monotonic()
         self._media_t0: float | None = None
+        self._video_shift = 0
+        """Feed ticks (1/90000 s) from creation to the recording's start."""
         self._early_events: list[tuple[float, str, dict[str, Any]]] = []
         self._replaying: float | None = None
         self._timeline: Timeline | None = None
@@ -145,7 +148,7 @@ class SupportSession:
         self._mix_task: asyncio.Task[None] | None = None
         self._feed = Feed(
             f"{session_id}/customer",
-            clock=self._media_clock,
+            clock=self._feed_clock,
             bitrate=config.video_bitrate,
             keyframe_interval_s=config.keyframe_interval_s,
             keyframe_min_gap_s=config.keyframe_min_gap_s,
@@ -165,6 +168,11 @@ class SupportSession:
     def _media_clock(self) -> float:
         """Seconds on the recording's clock (since creation until it starts)."""
         return time.monotonic() - (self._media_t0 or self._t0)
+
+    def _feed_clock(self) -> float:
+        """Seconds since creation: the feed's pts must never go back, even when the
+        recording's clock starts (the technician may be watching already)."""
+        return time.monotonic() - self._t0
 
     def event(self, kind: str, **fields: Any) -> None:
         """Add one event to the timeline, on the media clock."""
@@ -526,6 +534,7 @@ class SupportSession:
     def _start_recording(self) -> None:
         now = time.monotonic()
         self._media_t0 = now
+        self._video_shift = int((now - self._t0) / VIDEO_TIME_BASE)
         self._timeline = self._open_timeline(now)
         if not self._config.record:
             return
@@ -537,6 +546,10 @@ class SupportSession:
         self.event("recording", state="started")
 
     def _record_packet(self, packet: av.Packet[Any]) -> None:
+        # The feed's packets are shared with the technician's sender and stay on
+        # the feed's clock; the recording gets its own copy on the recording's.
+        if packet.pts is None or packet.pts < self._video_shift:
+            return  # encoded before the recording started
         if self._recording is None:
             if not packet.is_keyframe or self._feed.size is None:
                 return
@@ -547,7 +560,14 @@ class SupportSession:
                 height=height,
                 fragment_s=self._config.recording_fragment_s,
             )
-        self._recording.put_video(packet)
+        shifted = av.Packet(bytes(packet))
+        shifted.pts = packet.pts - self._video_shift
+        shifted.dts = (
+            shifted.pts if packet.dts is None else packet.dts - self._video_shift
+        )
+        shifted.time_base = packet.time_base
+        shifted.is_keyframe = packet.is_keyframe
+        self._recording.put_video(shifted)
         if self._recording.error is not None and not self._recording_error_told:
             # The recorder failed on its thread; tell both sides once (the
             # console shows it). The session itself goes on.

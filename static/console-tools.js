@@ -13,7 +13,8 @@ const ACTION_WORDS = {
 };
 
 export class ConsoleTools {
-  constructor({ signal, session, el, errorEl }) {
+  constructor({ signal, session, el, errorEl, me }) {
+    this.me = me; // this console's name: its own chat lines read "You"
     this.signal = signal;
     this.session = session;
     this.el = el;
@@ -127,7 +128,9 @@ export class ConsoleTools {
   onSaid(line) {
     const item = document.createElement("li");
     item.dataset.role = line.role;
-    item.textContent = `${line.role === "technician" ? "You" : "Customer"}: ${line.text}`;
+    const who = line.role === "customer" ? "Customer"
+      : line.name === this.me ? "You" : line.name || "Technician";
+    item.textContent = `${who}: ${line.text}`;
     this.q(".chat-lines").append(item);
   }
 

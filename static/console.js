@@ -15,6 +15,9 @@ let presence = null;
 let team = []; // technicians signed in: { name, status, queues }
 const offers = new Map(); // entry id -> { el, timer }
 
+// What only works while the session is on; hidden once it has ended.
+const LIVE_ONLY = ".stage, .camera-state, .tools, .chat-form";
+
 const SESSION_WORDS = {
   waiting: "Customer is in; connecting…",
   connecting: "Connecting…",
@@ -86,10 +89,11 @@ function sessionView(id, summary) {
     fillTeam(el);
     $("sessions").append(el);
     entry = { el, pc: null, state: "waiting", connecting: false };
-    entry.tools = new ConsoleTools({ signal, session: id, el, errorEl });
+    entry.tools = new ConsoleTools({ signal, session: id, el, errorEl, me: boot.name });
     sessions.set(id, entry);
     $("no-sessions").hidden = true;
   }
+  for (const live of entry.el.querySelectorAll(LIVE_ONLY)) live.hidden = false;
   entry.el.querySelector(".customer").textContent = `Customer ${summary.customer}`;
   // A console is either the session's technician or its added expert.
   entry.role = summary.expert && summary.expert === boot.name ? "expert" : "technician";
@@ -170,6 +174,7 @@ function onEnded(message) {
   if (entry.pc) entry.pc.close();
   entry.pc = null;
   showState(entry.el.querySelector(".state"), "ended", `Ended: ${message.reason}`);
+  for (const live of entry.el.querySelectorAll(LIVE_ONLY)) live.hidden = true;
   for (const controls of entry.el.querySelectorAll(".controls")) controls.hidden = true;
   entry.el.querySelector(".expert-row").hidden = true;
   if (presence && entry.role !== "expert" && !message.reason.startsWith("transferred")) {

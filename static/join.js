@@ -113,7 +113,9 @@ function finish(reason) {
   signal.stop();
   if (pc) pc.close();
   if (media) for (const track of media.getTracks()) track.stop();
-  $("end").hidden = true;
+  for (const id of ["end", "stage", "pause", "chat-form", "frozen-note", "queue"]) {
+    $(id).hidden = true;
+  }
   showState(stateEl, "ended", `The session has ended: ${reason}.`);
 }
 

@@ -47,6 +47,15 @@ async def test_console_adds_an_expert_then_transfers_to_them_by_name(
             "document.querySelector('#state').textContent.includes('an expert, tech-b')"
         )
 
+        # Chat says who wrote each line: the expert's line is not the technician's.
+        await other.fill(f"{card} .chat-text", "Check the gasket")
+        await other.click(f"{card} .chat-form button")
+        mine = f"{card} .chat-lines li:has-text('Check the gasket')"
+        await other.wait_for_selector(mine)
+        await first.wait_for_selector(mine)
+        assert await other.inner_text(mine) == "You: Check the gasket"
+        assert await first.inner_text(mine) == "tech-b: Check the gasket"
+
         # The expert leaves; the session goes on.
         await other.click(f"{card} .leave")
         await other.wait_for_selector(f"{card} .state[data-state=ended]")

@@ -24,13 +24,15 @@ async def test_customer_waits_then_technician_accepts_on_the_console(
         assert await phone.inner_text("#end") == "Leave the queue"
         assert await phone.is_visible("#preview")
 
+        # A supervisor's sign-in opens the figures, not a console taking customers.
         supervisor = await (await browser.new_context()).new_page()
         await supervisor.goto(node.login_link("lead", "supervisor"))
-        await supervisor.goto(f"{node.base}/supervisor")
+        assert supervisor.url == f"{node.base}/supervisor"
         row = 'tr[data-queue="support"] td:nth-child(2)'
         await supervisor.wait_for_function(
             f"document.querySelector('{row}')?.textContent === '1'"
         )
+        assert await node.node.switchboard.router.presence("lead") is None
 
         console = await (await browser.new_context()).new_page()
         await console.goto(node.login_link("tech-1"))

@@ -50,6 +50,12 @@ async def test_console_plays_the_customers_camera(node: RunningNode) -> None:
         await phone.click("#end")
         await phone.wait_for_selector("#state[data-state=ended]")
         await console.wait_for_selector("section.session .state[data-state=ended]")
+        # Once ended, neither side offers controls that can no longer work, nor
+        # an empty black picture.
+        for selector in ("#stage", "#pause", "#chat-form"):
+            assert not await phone.is_visible(selector), selector
+        for selector in (".stage", ".tools", ".chat-form"):
+            assert not await console.is_visible(f"section.session {selector}")
     assert await node.metric("peer_connections") == 0
 
 

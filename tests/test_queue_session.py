@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import time
 from typing import Any
 
 import aiohttp
+import av
 
 from tests.conftest import RunningNode
 from tests.peers import Customer, Technician, wait_for
+from tests.synthetic import ToneTrack
 
 
 async def _console(
@@ -176,3 +180,65 @@ async def test_queued_customer_who_reloads_keeps_their_place(
     finally:
         for customer in (first, second, again):
             await customer.close()
+
+
+async def test_recording_of_a_customer_who_waited_keeps_every_picture(
+    node: RunningNode, http: aiohttp.ClientSession, tech_http: aiohttp.ClientSession
+) -> None:
+    # The session exists from the customer's join; recording starts when both are
+    # connected. Pictures encoded for the technician before that must not push the
+    # recording's pictures onto one instant (a wait made the video zero seconds).
+    customer = Customer(node.base, http, colour="blue")
+    await customer.open_link(node.support_link())
+    await customer.connect_ws()
+    await customer.send(type="join", token=customer.boot["token"])
+    await customer.expect("queue")
+    session = customer.boot["session"]
+    technician = await _console(node, tech_http, "tech-en")
+    try:
+        offer = await technician.expect("offered", session=session)
+        await technician.send(type="accept", entry=offer["entry"])
+        await technician.expect("session", session=session, state="waiting")
+        customer.pc.addTransceiver(customer.camera, direction="sendonly")
+        customer.pc.addTransceiver(ToneTrack(440), direction="sendrecv")
+        await customer.negotiate(session, width=640, height=480)
+        await technician.take(session)
+        await customer.expect("session", state="live", timeout_s=15)
+        live_at = time.monotonic()
+        await wait_for(lambda: technician.video.frames >= 90, 20, "3 s of pictures")
+        await technician.send(type="end", session=session, reason="fixed")
+        await customer.expect("ended", session=session)
+        live_s = time.monotonic() - live_at
+    finally:
+        await customer.close()
+        await technician.close()
+
+    with av.open(str(node.config.recordings_dir / session / "video.mp4")) as file:
+        times = [float(f.time) for f in file.decode(video=0) if f.time is not None]
+    with av.open(str(node.config.recordings_dir / session / "video.mp4")) as file:
+        audio = sum(f.samples for f in file.decode(audio=0))
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert len(times) > 30 and min(gaps) > 0.0005, f"pictures stacked: {gaps[:5]}"
+    assert abs((times[-1] - times[0]) - live_s) < 1.0, (times[-1] - times[0], live_s)
+    assert audio > 48_000, "the recording lost its sound"
+
+
+async def test_accepting_a_customer_who_just_left_says_so(
+    node: RunningNode, http: aiohttp.ClientSession, tech_http: aiohttp.ClientSession
+) -> None:
+    customer = Customer(node.base, http)
+    technician = await _console(node, tech_http, "tech-late")
+    try:
+        await customer.open_link(node.support_link())
+        await customer.connect_ws()
+        await customer.send(type="join", token=customer.boot["token"])
+        offer = await technician.expect("offered", session=customer.boot["session"])
+        await customer.send(type="end", session=customer.boot["session"])
+        await customer.expect("ended")
+        # The technician's click crosses the customer leaving.
+        await technician.send(type="accept", entry=offer["entry"], ref="a")
+        error = await technician.expect("error", ref="a")
+        assert error["reason"] == "The customer has left."
+    finally:
+        await customer.close()
+        await technician.close()

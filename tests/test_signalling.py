@@ -6,7 +6,9 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiortc import RTCPeerConnection
 
+from server.media import rtc_configuration
 from tests.conftest import RunningNode
 
 
@@ -35,6 +37,8 @@ async def _error(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
     ("raw", "code"),
     [
         ("{oops", "bad_json"),
+        ("[" * 20_000 + "]" * 20_000, "bad_json"),
+        ('{"a":' * 9_000 + "1" + "}" * 9_000, "bad_json"),
         ('{"type":"dance"}', "unknown_type"),
         ('{"type":"offer","session":"x"}', "bad_message"),
         ('{"type":"offer","session":"nope","sdp":"v=0"}', "not_found"),
@@ -84,6 +88,45 @@ async def test_bad_sdp_is_refused_with_the_reason(
     finally:
         await ws.close()
     assert await node.metric("peer_connections") == 0
+
+
+@pytest.mark.parametrize("dropped", ["a=setup:", "a=fingerprint:"])
+async def test_offer_without_dtls_lines_is_refused_in_words(
+    node: RunningNode, http: aiohttp.ClientSession, dropped: str
+) -> None:
+    pc = RTCPeerConnection(rtc_configuration([]))
+    pc.addTransceiver("video", direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    lines = pc.localDescription.sdp.split("\r\n")
+    await pc.close()
+    sdp = "\r\n".join(line for line in lines if not line.startswith(dropped))
+    ws, boot = await _joined_socket(node, http)
+    try:
+        await ws.send_json({"type": "offer", "session": boot["session"], "sdp": sdp})
+        error = await _error(ws)
+        assert error["code"] == "bad_sdp"
+        assert "DTLS" in error["reason"]
+    finally:
+        await ws.close()
+    assert await node.metric("peer_connections") == 0
+
+
+async def test_demo_viewer_token_does_not_open_a_support_session(
+    node: RunningNode, http: aiohttp.ClientSession
+) -> None:
+    room = node.node.rooms.create("Grinder demo", "pat")
+    async with http.get(
+        node.node.rooms.viewer_url(room.id), headers={"Accept": "application/json"}
+    ) as resp:
+        viewer_token = (await resp.json())["token"]
+    ws = await http.ws_connect(f"{node.base}/ws")
+    try:
+        await ws.send_json({"type": "join", "token": viewer_token, "ref": "j"})
+        error = await _error(ws)
+        assert error["code"] == "forbidden" and error["ref"] == "j"
+        assert node.node.desk.sessions == {}
+    finally:
+        await ws.close()
 
 
 async def test_offer_before_join_is_refused(

@@ -23,6 +23,7 @@ __all__ = [
     "PINNED_AIOICE",
     "IceServer",
     "announce_host_addresses",
+    "own_addresses",
     "rtc_configuration",
 ]
 
@@ -55,6 +56,11 @@ def rtc_configuration(
             )
     policy = RTCIceTransportPolicy.RELAY if relay_only else RTCIceTransportPolicy.ALL
     return RTCConfiguration(iceServers=entries, iceTransportPolicy=policy)
+
+
+def own_addresses() -> list[str]:
+    """What aioice offers when nothing is announced: every address but loopback."""
+    return list(_original(True, True))
 
 
 def announce_host_addresses(addresses: Sequence[str]) -> None:

@@ -6,14 +6,18 @@ fails if an aioice upgrade stops that from taking effect.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import aioice
 import pytest
 from aiortc import RTCPeerConnection
 
+from server.app import create_app
 from server.media import announce_host_addresses, rtc_configuration
-from server.media.ice import PINNED_AIOICE
+from server.media.ice import PINNED_AIOICE, own_addresses
+from tests.conftest import node_config
 
 
 @pytest.fixture(autouse=True)
@@ -61,3 +65,14 @@ def test_a_different_aioice_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(aioice, "__version__", "99.0.0")
     with pytest.raises(RuntimeError, match="announced-address hook"):
         announce_host_addresses(["127.0.0.1"])
+
+
+async def test_a_machine_with_only_loopback_is_told_to_announce_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    if own_addresses():
+        pytest.skip("this machine has an address besides loopback")
+    # With nothing to offer, no peer could ever connect: say so at start-up.
+    with caplog.at_level(logging.WARNING, logger="server.app"):
+        create_app(node_config(tmp_path / "data", ice_host=""))
+    assert "--ice-host 127.0.0.1" in caplog.text
