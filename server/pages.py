@@ -232,6 +232,7 @@ class Pages:
             "session": session_id,
             "technician": grant.get("technician"),
             "queue": grant.get("queue"),
+            "recorded": self._config.record,
             "iceServers": ice_servers(self._config, customer),
         }
         response: web.StreamResponse

@@ -6,6 +6,8 @@ import {
 import { CustomerTools } from "/static/customer-tools.js";
 
 const boot = readBoot();
+// Say before the camera starts that the call is recorded, when it is.
+$("recorded-note").hidden = !boot.recorded;
 const stateEl = $("state");
 const errorEl = $("error");
 let media = null;

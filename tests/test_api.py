@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import RunningNode, node_config, start_node
+from tests.peers import Customer
 
 REPO = Path(__file__).resolve().parent.parent
 ADMIN = {"Authorization": "Bearer test-admin-key"}
@@ -215,3 +216,16 @@ async def test_first_start_creates_an_admin_key_file(tmp_path: Path) -> None:
         assert running.node.admin_key == key_file.read_text().strip()
     finally:
         await running.runner.cleanup()
+
+
+async def test_customer_page_says_whether_the_call_is_recorded(tmp_path: Path) -> None:
+    for record in (True, False):
+        running = await start_node(node_config(tmp_path / str(record), record=record))
+        try:
+            async with aiohttp.ClientSession() as http:
+                boot = await Customer(running.base, http).open_link(
+                    running.direct_link()
+                )
+            assert boot["recorded"] is record
+        finally:
+            await running.runner.cleanup()

@@ -29,6 +29,9 @@ async def test_console_plays_the_customers_camera(node: RunningNode) -> None:
         )
         phone = await phone_ctx.new_page()
         await phone.goto(link)
+        # Before the camera starts, the customer is told the call is recorded.
+        assert "recorded" in await phone.inner_text("#recorded-note")
+        assert await phone.is_visible("#recorded-note")
         await phone.click("#start")
         await phone.wait_for_selector("#state[data-state=live]", timeout=20_000)
         assert not await phone.is_visible("#start")
