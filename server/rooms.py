@@ -283,6 +283,10 @@ class Room:
 
     # people
 
+    def watched(self) -> bool:
+        """Whether anyone takes the program or the studio's multiview."""
+        return self.feed.wanted or self._multiview_feed.wanted
+
     @property
     def viewers(self) -> int:
         return sum(1 for m in self.members.values() if m.role == RoomRole.VIEWER)
@@ -931,7 +935,12 @@ class RoomDirectory:
                 room.program.put(camera_id, frame)
 
             camera.synthetic = SyntheticCamera(
-                name, look, sink, size=size, fps=self._config.video_fps
+                name,
+                look,
+                sink,
+                size=size,
+                fps=self._config.video_fps,
+                wanted=room.watched,
             )
             camera.synthetic.start()
         room.program.set_shot(Shot(Layout.SINGLE, "wide"))

@@ -122,6 +122,8 @@ class Feed:
         self.size = size
         self.prepare: Callable[[av.VideoFrame], av.VideoFrame] | None = None
         """Runs on the worker thread on each frame before it is encoded (a stage)."""
+        self.on_wanted: Callable[[], None] | None = None
+        """Called when a receiver or listener comes (a producer that idles wakes)."""
         self._tracks: set[PacketTrack] = set()
         self._listeners: list[PacketListener] = []
         self._pending: av.VideoFrame | None = None
@@ -150,7 +152,17 @@ class Feed:
         track = PacketTrack(self, label)
         self._tracks.add(track)
         self.request_keyframe(f"receiver {label} joined")
+        self._wanted_now()
         return track
+
+    @property
+    def wanted(self) -> bool:
+        """Whether anyone takes the packets (a receiver or a listener)."""
+        return bool(self._tracks or self._listeners)
+
+    def _wanted_now(self) -> None:
+        if self.on_wanted is not None:
+            self.on_wanted()
 
     def unsubscribe(self, track: PacketTrack) -> None:
         self._tracks.discard(track)
@@ -161,6 +173,7 @@ class Feed:
 
     def add_listener(self, listener: PacketListener) -> None:
         self._listeners.append(listener)
+        self._wanted_now()
         # A recorder starts at its first keyframe: do not make it wait out the
         # PLI coalescing gap (a listener is added once, not in storms).
         self.request_keyframe("listener added", at_once=True)

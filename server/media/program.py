@@ -160,6 +160,7 @@ class Program:
         self._executor = concurrent.futures.ThreadPoolExecutor(
             1, thread_name_prefix=f"program-{label}"
         )
+        feed.on_wanted = self._wake.set
         self._task = asyncio.get_running_loop().create_task(
             self._run(), name=f"program {label}"
         )
@@ -224,6 +225,13 @@ class Program:
         due = loop.time()
         try:
             while True:
+                if not self.feed.wanted:
+                    # Nobody watches or records: compose nothing until someone
+                    # comes (the feed wakes us) or the shot changes.
+                    await self._wake.wait()
+                    self._wake.clear()
+                    due = loop.time()
+                    continue
                 snapshot = self._snapshot()
                 frame = await loop.run_in_executor(
                     self._executor, self._compose, snapshot

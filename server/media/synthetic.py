@@ -44,6 +44,8 @@ class SyntheticCamera:
         *,
         size: tuple[int, int] = (640, 480),
         fps: int = 30,
+        wanted: Callable[[], bool] | None = None,
+        idle_fps: float = 2.0,
     ) -> None:
         self.name = name
         self.look = look
@@ -51,6 +53,9 @@ class SyntheticCamera:
         self.fps = fps
         self.frames = 0
         self._sink = sink
+        self._wanted = wanted
+        """While this says no one looks, draw at `idle_fps` only (kept live)."""
+        self.idle_fps = idle_fps
         self._t0 = time.monotonic()
         self._background = _background(look, size)
         self._task: asyncio.Task[None] | None = None
@@ -66,8 +71,14 @@ class SyntheticCamera:
         loop = asyncio.get_running_loop()
         period = 1.0 / self.fps
         due = loop.time()
+        drawn = -1e9
         while True:
-            self._sink(self.draw(time.monotonic() - self._t0))
+            idle = self._wanted is not None and not self._wanted()
+            # Idle, draw now and then only, enough to stay live for a viewer who
+            # comes; the tick stays at `fps` so that viewer sees motion at once.
+            if not idle or loop.time() - drawn >= 1.0 / self.idle_fps:
+                drawn = loop.time()
+                self._sink(self.draw(time.monotonic() - self._t0))
             due = max(due + period, loop.time())
             await asyncio.sleep(due - loop.time())
 

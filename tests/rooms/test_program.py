@@ -81,6 +81,7 @@ async def test_picture_in_picture_and_side_by_side_regions(program: Program) -> 
 
 
 async def test_away_camera_is_held_then_slated_then_back(program: Program) -> None:
+    Decoded(program.feed)  # a program nobody watches composes nothing
     ticks: list[tuple[str, ...]] = []
     program.on_tick = lambda shot, showing: ticks.append(showing)
     program.set_shot(Shot(Layout.SINGLE, "red"))
@@ -92,6 +93,19 @@ async def test_away_camera_is_held_then_slated_then_back(program: Program) -> No
     assert snapshot.shot.layout == Layout.SLATE and snapshot.shot.slate == BACK_SOON
     program.put("red", _solid("red"))
     await wait_for(lambda: ticks[-1] == ("red",), 5, "back on air")
+
+
+async def test_a_program_nobody_takes_composes_nothing_until_someone_comes(
+    program: Program,
+) -> None:
+    program.put("red", _solid("red"))
+    program.set_shot(Shot(Layout.SINGLE, "red"))
+    await asyncio.sleep(0.3)  # ten frame periods
+    assert program.frames_out == 0
+    decoded = Decoded(program.feed)
+    program.put("red", _solid("red"))
+    await wait_for(lambda: len(decoded.frames) >= 1, 5, "the first frame")
+    assert marker_colour(decoded.frames[0]) == "red"
 
 
 async def test_zoom_crops_the_chosen_region(program: Program) -> None:

@@ -5,6 +5,7 @@ decoded, after the server composed and encoded it once for everyone.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -520,6 +521,15 @@ async def test_built_in_demo_room_switches_its_synthetic_cameras(
     try:
         demo = rooms.get("demo")
         assert [c.name for c in demo.cameras.values()] == ["Wide", "Close-up"]
+        # Nobody watches yet: the room composes nothing and its cameras idle,
+        # drawing just often enough to stay live for the first viewer.
+        wide = demo.cameras["wide"].synthetic
+        assert wide is not None
+        composed, drawn = demo.program.frames_out, wide.frames
+        await asyncio.sleep(1.0)
+        assert demo.program.frames_out == composed == 0
+        assert 1 <= wide.frames - drawn <= 4
+        assert demo.program.live("wide")
         presenter = Presenter(running.base, http)
         target = await presenter.sign_in(rooms.studio_url("demo"))
         assert target == "/studio?room=demo"
