@@ -340,7 +340,8 @@ async def test_freeze_shows_both_sides_the_source_frame_and_strokes_are_recorded
     ]
     before = [yellow_on_the_arrow(i) for t, i in frames if t < drawn_at - 0.3]
     after = [yellow_on_the_arrow(i) for t, i in frames if t > gone_at + 0.5]
-    assert len(during) > 10 and before and after
+    # The still is re-sent at 15 fps; a loaded machine drops some, so ask for a few.
+    assert len(during) >= 5 and before and after
     assert min(during) > 0.9, "the arrow is missing while it was shown"
     assert max(before) < 0.05 and max(after) < 0.05, "the arrow outlived its still"
 
