@@ -57,6 +57,8 @@ CSP = (
     "style-src 'self'; script-src 'self'; connect-src 'self'; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
+CSP_EMBEDDABLE = CSP.replace("frame-ancestors 'none'", "frame-ancestors 'self'")
+"""The customer's page may sit in our own demo page (talk to an expert), no other."""
 
 
 async def staff_grant(request: web.Request, signer: LinkSigner) -> Grant:
@@ -238,6 +240,7 @@ class Pages:
         response: web.StreamResponse
         response = web.json_response(boot) if wants_json else page("join.html", boot)
         response.headers["Cache-Control"] = "no-store"
+        response.headers["Content-Security-Policy"] = CSP_EMBEDDABLE
         response.set_cookie(
             DEVICE_COOKIE,
             device,

@@ -109,16 +109,18 @@ $("ask-form").addEventListener("submit", (event) => send(event, signal, errorEl,
 }, $("ask-text")));
 
 $("expert").addEventListener("click", async () => {
-  // Open the tab while the tap still counts as a user gesture, then point it.
-  const tab = window.open("", "_blank");
   try {
     const reply = await signal.request("expert", { room });
     const link = $("expert-link");
     link.href = reply.url;
     link.hidden = false;
-    if (tab) tab.location.href = reply.url;
+    link.textContent = "Open it in its own tab";
+    // The queue opens here, under the demo, which goes on playing small.
+    $("expert-frame").src = reply.url;
+    $("expert-panel").hidden = false;
+    $("program-stage").classList.add("small");
+    $("expert").disabled = true;
   } catch (error) {
-    if (tab) tab.close();
     showError(errorEl, error);
   }
 });

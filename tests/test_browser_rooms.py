@@ -112,6 +112,18 @@ async def test_viewer_watches_the_demo_and_the_studio_switches_it(
         await viewer.wait_for_selector("#expert-link:not([hidden])")
         href = await viewer.get_attribute("#expert-link", "href")
         assert href is not None and href.startswith(f"{demo_node.base}/j/")
+        # The queue opens on the same page; the demo goes on playing, small.
+        expert = viewer.frame_locator("#expert-frame")
+        await expert.locator("#start").click()
+        await expert.locator("#state[data-state=queued]").wait_for(timeout=20_000)
+        assert await expert.locator("#queue-place").inner_text() == (
+            "You're next in line."
+        )
+        assert "small" in (await viewer.get_attribute("#program-stage", "class") or "")
+        now = await frames_advancing(viewer, "#program", 0)
+        await frames_advancing(viewer, "#program", now + 15)
+        router = demo_node.node.switchboard.router
+        assert [e.queue for e in await router.entries()] == [demo.support_queue]
 
 
 async def wait_for_look(page: Page, room: Room, camera: str) -> None:
