@@ -118,7 +118,17 @@ function finish(reason) {
   for (const id of ["end", "stage", "pause", "chat-form", "frozen-note", "queue"]) {
     $(id).hidden = true;
   }
-  showState(stateEl, "ended", `The session has ended: ${reason}.`);
+  showState(stateEl, "ended", endedWords(reason));
+}
+
+// The server's reason is for logs and staff ("ended by customer: …"); say it in
+// the customer's words where we know it.
+function endedWords(reason) {
+  if (reason.startsWith("ended by customer")) return "You ended the session. Thank you.";
+  if (reason.startsWith("ended by technician")) {
+    return "The technician ended the session. Thank you.";
+  }
+  return `The session has ended: ${reason}.`;
 }
 
 const signal = new Signal({

@@ -52,6 +52,7 @@ async def test_console_plays_the_customers_camera(node: RunningNode) -> None:
 
         await phone.click("#end")
         await phone.wait_for_selector("#state[data-state=ended]")
+        assert await phone.inner_text("#state") == "You ended the session. Thank you."
         await console.wait_for_selector("section.session .state[data-state=ended]")
         # Once ended, neither side offers controls that can no longer work, nor
         # an empty black picture.
