@@ -44,10 +44,14 @@ VIDEO_TB = fractions.Fraction(1, 90_000)
 # the server process
 
 
+def _yes(_: object) -> bool:
+    return True
+
+
 async def serve(mode: str, port: int, data_dir: Path) -> None:
     from aiortc.contrib.media import MediaRelay
 
-    from server.media import FrameTrack
+    from server.media import Feed, FrameTrack
     from tests.conftest import node_config, start_node
 
     config = node_config(
@@ -75,10 +79,15 @@ async def serve(mode: str, port: int, data_dir: Path) -> None:
             program.push(frame)
 
         def subscribe(label: str) -> Any:
+            if room.feed.on_wanted is not None:
+                room.feed.on_wanted()  # wake the idle room, as the feed would
             return relay.subscribe(program, buffered=False)
 
         room.feed.push = push  # type: ignore[method-assign]
         room.feed.subscribe = subscribe  # type: ignore[method-assign]
+        # The room idles while its feed has no receivers; the naive viewers take
+        # the relay instead, so the feed must say it is wanted.
+        room.feed.__class__ = type("NaiveFeed", (Feed,), {"wanted": property(_yes)})
     print(json.dumps({"link": node.node.rooms.viewer_url("demo")}), flush=True)
     reader = await _stdin()
     try:
