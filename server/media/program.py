@@ -242,7 +242,11 @@ class Program:
                 self.frames_out += 1
                 if self.on_tick is not None:
                     self.on_tick(snapshot.shot, tuple(snapshot.frames))
-                due = max(due + period, loop.time())
+                # Keep the beat: a late tick is made up by the next one (no lasting
+                # loss of rate on a busy machine); far behind, start again from now.
+                due += period
+                if due < loop.time() - period:
+                    due = loop.time()
                 if not self._switched:
                     tick = loop.call_at(due, self._wake.set)
                     await self._wake.wait()

@@ -79,7 +79,11 @@ class SyntheticCamera:
             if not idle or loop.time() - drawn >= 1.0 / self.idle_fps:
                 drawn = loop.time()
                 self._sink(self.draw(time.monotonic() - self._t0))
-            due = max(due + period, loop.time())
+            # Keep the beat: a late tick is made up by the next one (no lasting
+            # loss of rate on a busy machine); far behind, start again from now.
+            due += period
+            if due < loop.time() - period:
+                due = loop.time()
             await asyncio.sleep(due - loop.time())
 
     def draw(self, t: float) -> av.VideoFrame:
