@@ -145,7 +145,7 @@ class Pages:
         try:
             grant = await self._signer.check(request.match_info["token"])
             if grant.kind == Kind.LOGIN:
-                return await self._login(grant)
+                return await self._login(request, grant)
             if grant.kind in (Kind.DIRECT, Kind.SUPPORT):
                 return await self._customer(request, grant, wants_json)
             if grant.kind in (Kind.DEMO, Kind.CAMERA) and self._rooms is not None:
@@ -161,8 +161,16 @@ class Pages:
             status = _LINK_STATUS.get(exc.code, 403)
             return _refused(exc, "This link cannot be used", status, wants_json)
 
-    async def _login(self, grant: Grant) -> web.StreamResponse:
-        await self._signer.burn(grant)
+    async def _login(self, request: web.Request, grant: Grant) -> web.StreamResponse:
+        target = _landing(grant)
+        try:
+            await self._signer.burn(grant)
+        except LinkError as exc:
+            # The same person opening their used sign-in link again, still signed
+            # in by it: take them where it leads instead of refusing.
+            if exc.code == "used" and await self._signed_in_as(request, grant):
+                return web.Response(status=303, headers={"Location": target})
+            raise
         cookie, _ = self._signer.sign(
             Kind.STAFF,
             self._config.staff_session_ttl_s,
@@ -172,12 +180,6 @@ class Pages:
             skills=grant.scope.get("skills") or None,
         )
         logger.info("staff %s signed in", grant.get("name"))
-        target = {"trainer": "/library", "supervisor": "/supervisor"}.get(
-            grant.get("role"), "/console"
-        )
-        if grant.get("role") == "presenter" or grant.get("room"):
-            room = grant.get("room")
-            target = f"/studio?room={room}" if room.isalnum() else "/studio"
         response = web.Response(status=303, headers={"Location": target})
         response.set_cookie(
             STAFF_COOKIE,
@@ -327,6 +329,15 @@ class Pages:
             )
         return response
 
+    async def _signed_in_as(self, request: web.Request, login: Grant) -> bool:
+        try:
+            staff = await staff_grant(request, self._signer)
+        except AuthError:
+            return False
+        return staff.get("name") == login.get("name") and staff.get(
+            "role"
+        ) == login.get("role", "technician")
+
     async def studio(self, request: web.Request) -> web.Response:
         try:
             grant = await staff_grant(request, self._signer)
@@ -364,6 +375,16 @@ class Pages:
         response = web.Response(status=303, headers={"Location": "/"})
         response.del_cookie(STAFF_COOKIE, path="/")
         return response
+
+
+def _landing(grant: Grant) -> str:
+    """Where a staff member's sign-in link leads, by role."""
+    if grant.get("role") == "presenter" or grant.get("room"):
+        room = grant.get("room")
+        return f"/studio?room={room}" if room.isalnum() else "/studio"
+    return {"trainer": "/library", "supervisor": "/supervisor"}.get(
+        grant.get("role"), "/console"
+    )
 
 
 @web.middleware

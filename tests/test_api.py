@@ -111,6 +111,17 @@ async def test_login_link_works_once(
     async with http.get(login) as resp:
         assert resp.status == 410
         assert "already used" in await resp.text()
+    # The same technician, still signed in by it, opens it again: to the console.
+    async with tech_http.get(login, allow_redirects=False) as resp:
+        assert resp.status == 303
+        assert resp.headers["Location"] == "/console"
+        assert "tapline_staff" not in resp.cookies  # no second sign-in
+    # Signed in as someone else, it is still used.
+    other = node.login_link("tech-2")
+    async with http.get(other, allow_redirects=False) as resp:
+        assert resp.status == 303
+    async with http.get(login) as resp:
+        assert resp.status == 410
 
 
 async def test_revoked_link_is_refused_with_words(
