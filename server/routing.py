@@ -535,6 +535,42 @@ class Router:
 
         return await self._update_presence(name, change)
 
+    async def occupy(self, name: str, session: str) -> None:
+        """A technician took a session outside the queues (a direct link): busy,
+        so no customer is offered to them meanwhile. An offer already made to them
+        goes back to the queue. One who set themselves away stays away (nothing
+        is offered to them anyway). A console that reconnects calls this again."""
+        now = self._clock()
+
+        def change(p: Presence) -> Presence | None:
+            if p.status not in (Status.AVAILABLE, Status.WRAP_UP):
+                return None
+            p.status, p.since, p.session = Status.BUSY, now, session
+            return p
+
+        await self._update_presence(name, change)
+        for entry in await self.entries():
+            if entry.state == EntryState.OFFERED and entry.offered_to == name:
+                await self._return_to_queue(entry, missed=False)
+        await self.dispatch()
+
+    async def vacate(self, name: str, session: str) -> None:
+        """That session ended: it counts among their sessions today, and they are
+        available again at once (no queue, so no wrap-up)."""
+        now = self._clock()
+
+        def change(p: Presence) -> Presence | None:
+            if p.session != session or p.status != Status.BUSY:
+                return None
+            today = _day(now)
+            p.status, p.since, p.idle_since, p.session = Status.AVAILABLE, now, now, ""
+            p.sessions_today = (p.sessions_today if p.day == today else 0) + 1
+            p.day = today
+            return p
+
+        await self._update_presence(name, change)
+        await self.dispatch()
+
     async def release(self, name: str) -> None:
         """An expert left a session they helped in: available again at once."""
         now = self._clock()

@@ -450,6 +450,8 @@ class Signalling:
         if msg.session not in who.sessions:
             who.sessions[session.id] = session
             await session.attach(role, who.channel)
+            if role == Role.TECHNICIAN:
+                await self._switchboard.occupied(who.name, session)
         answer = await session.offer(role, msg.sdp, msg.width, msg.height)
         await who.channel.send(
             encode(Type.ANSWER, session=session.id, sdp=answer, ref=msg.ref)

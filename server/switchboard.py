@@ -174,6 +174,14 @@ class Switchboard:
             if entry.state == "offered" and entry.offered_to == name:
                 await self._tell_offer(name, entry)
 
+    async def occupied(self, name: str, session: SupportSession) -> None:
+        """A technician joined a session that no queue gave them (a direct link)."""
+        if session.queue:
+            return
+        with contextlib.suppress(NotFound, StoreUnavailable):
+            await self.router.occupy(name, session.id)
+            await self.tell_presence(name)
+
     async def console_left(self, name: str) -> None:
         if name not in self._desk.consoles_online():
             with contextlib.suppress(StoreUnavailable):
@@ -470,6 +478,10 @@ class Switchboard:
         if session.expert:
             await self._release_expert(session.expert)
         if not session.queue:
+            if session.technician:
+                with contextlib.suppress(NotFound, StoreUnavailable):
+                    await self.router.vacate(session.technician, session.id)
+                    await self.tell_presence(session.technician)
             return
         with contextlib.suppress(NotFound, StoreUnavailable):
             await self.router.leave(session.id, session.end_reason)

@@ -242,3 +242,43 @@ async def test_accepting_a_customer_who_just_left_says_so(
     finally:
         await customer.close()
         await technician.close()
+
+
+async def test_technician_in_a_direct_session_is_busy_and_offered_after_it(
+    node: RunningNode, http: aiohttp.ClientSession, tech_http: aiohttp.ClientSession
+) -> None:
+    technician = await _console(node, tech_http, "tech-1")
+    direct = Customer(node.base, http, colour="red")
+    async with aiohttp.ClientSession(
+        cookie_jar=aiohttp.CookieJar(unsafe=True)
+    ) as queued_http:
+        queued = Customer(node.base, queued_http)
+        try:
+            session = await direct.join(node.direct_link("tech-1"))
+            await technician.expect("session", session=session)
+            await technician.take(session)
+            await direct.expect("session", state="live", timeout_s=15)
+            await technician.expect("presence", status="busy")
+
+            # A customer queues meanwhile: nobody is free, so they wait.
+            await queued.open_link(node.support_link())
+            await queued.connect_ws()
+            await queued.send(type="join", token=queued.boot["token"])
+            assert (await queued.expect("queue"))["position"] == 1
+            router = node.node.switchboard.router
+            presence = await router.presence("tech-1")
+            assert presence is not None and presence.status == "busy"
+            assert [e.state for e in await router.entries()] == ["waiting"]
+
+            # The direct session ends: it counts, and the queued customer is
+            # offered to the technician now free.
+            await direct.send(type="end", session=session, reason="done")
+            await technician.expect("ended", session=session)
+            offer = await technician.expect("offered", session=queued.boot["session"])
+            assert offer["entry"]
+            presence = await router.presence("tech-1")
+            assert presence is not None and presence.sessions_today == 1
+        finally:
+            await queued.close()
+            await direct.close()
+            await technician.close()
