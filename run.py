@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from server.cluster import ClusterMismatch
 from server.config import Config
 from server.links import STAFF_ROLES
 
@@ -239,15 +240,19 @@ def main(argv: list[str]) -> int:
             f"{node.admin_key}"
         )
     sys.stdout.flush()
-    web.run_app(
-        app,
-        host=config.host,
-        port=config.port,
-        ssl_context=context,
-        print=None,
-        shutdown_timeout=5.0,
-        access_log_class=RedactingAccessLogger,
-    )
+    try:
+        web.run_app(
+            app,
+            host=config.host,
+            port=config.port,
+            ssl_context=context,
+            print=None,
+            shutdown_timeout=5.0,
+            access_log_class=RedactingAccessLogger,
+        )
+    except ClusterMismatch as exc:
+        print(f"Tapline cannot join the cluster: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
