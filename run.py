@@ -220,8 +220,14 @@ def main(argv: list[str]) -> int:
     from server.app import NODE, create_app
     from server.rooms import DEMO_ROOM
     from server.tls import server_context
+    from server.turn import ice_problems
 
     config = _apply(Config.from_env(), _parser().parse_args(argv))
+    problems = ice_problems(config)
+    for problem in problems:
+        print(f"Tapline cannot start: {problem}", file=sys.stderr)
+    if problems:
+        return 2
     _configure_logging(config)
     app = create_app(config)
     node = app[NODE]
