@@ -8,11 +8,19 @@ import av
 import pytest
 
 from tests.browser import chromium, needs_chromium
-from tests.conftest import node_config, start_node
+from tests.conftest import RunningNode, node_config, start_node
 from tests.peers import wait_for
 from tests.recorded import record_room
 
 pytestmark = [needs_chromium, pytest.mark.browser]
+
+
+async def _indexed_room(node: RunningNode) -> str:
+    """A demo-room recording, indexed by the library (its thumbnail made)."""
+    room = await record_room(node)
+    folder = node.node.library.recordings_dir / room
+    await wait_for(lambda: (folder / "thumb.jpg").exists(), 10, "the recording indexed")
+    return room
 
 
 async def test_clicking_a_timeline_event_seeks_the_video_and_plays(
@@ -20,13 +28,8 @@ async def test_clicking_a_timeline_event_seeks_the_video_and_plays(
 ) -> None:
     node = await start_node(node_config(tmp_path / "data", library_scan_s=0.2))
     try:
-        room = await record_room(node)
+        room = await _indexed_room(node)
         library = node.node.library
-        await wait_for(
-            lambda: (library.recordings_dir / room / "thumb.jpg").exists(),
-            10,
-            "the recording indexed",
-        )
         async with chromium() as browser:
             page = await (await browser.new_context()).new_page()
             errors: list[str] = []
@@ -107,13 +110,7 @@ async def test_clip_export_downloads_and_a_bad_range_says_why_on_the_player(
 ) -> None:
     node = await start_node(node_config(tmp_path / "data", library_scan_s=0.2))
     try:
-        room = await record_room(node)
-        library = node.node.library
-        await wait_for(
-            lambda: (library.recordings_dir / room / "thumb.jpg").exists(),
-            10,
-            "the recording indexed",
-        )
+        room = await _indexed_room(node)
         async with chromium() as browser:
             context = await browser.new_context(accept_downloads=True)
             page = await context.new_page()
