@@ -144,3 +144,28 @@ async def test_clip_export_downloads_and_a_bad_range_says_why_on_the_player(
         assert frames > 10
     finally:
         await node.runner.cleanup()
+
+
+async def test_a_mistyped_critical_flag_is_refused_not_dropped(tmp_path: Path) -> None:
+    node = await start_node(node_config(tmp_path / "data"))
+    try:
+        async with chromium() as browser:
+            page = await (await browser.new_context()).new_page()
+            await page.goto(node.login_link("ada", "admin"))
+            await page.goto(f"{node.base}/library")
+            await page.wait_for_selector("#forms-box:not([hidden])")
+
+            await page.fill("#form-name", "Calls")
+            await page.fill("#form-criteria", "Greets | 1\nSafety check | 2 | critcal")
+            await page.click("#new-form button[type=submit]")
+            await page.wait_for_selector("#error:not([hidden])", timeout=10_000)
+            assert "'critical' must be true or false" in await page.inner_text("#error")
+            assert await node.node.library.forms() == []
+
+            await page.fill("#form-criteria", "Greets | 1\nSafety check | 2 | critical")
+            await page.click("#new-form button[type=submit]")
+            await page.wait_for_selector("#forms li")
+            assert "Safety check (2, critical)" in await page.inner_text("#forms")
+            assert not await page.is_visible("#error")
+    finally:
+        await node.runner.cleanup()
