@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from server.cluster import ClusterMismatch
 from server.config import Config
 from server.links import STAFF_ROLES
 
@@ -219,8 +220,14 @@ def main(argv: list[str]) -> int:
     from server.app import NODE, create_app
     from server.rooms import DEMO_ROOM
     from server.tls import server_context
+    from server.turn import ice_problems
 
     config = _apply(Config.from_env(), _parser().parse_args(argv))
+    problems = ice_problems(config)
+    for problem in problems:
+        print(f"Tapline cannot start: {problem}", file=sys.stderr)
+    if problems:
+        return 2
     _configure_logging(config)
     app = create_app(config)
     node = app[NODE]
@@ -239,15 +246,19 @@ def main(argv: list[str]) -> int:
             f"{node.admin_key}"
         )
     sys.stdout.flush()
-    web.run_app(
-        app,
-        host=config.host,
-        port=config.port,
-        ssl_context=context,
-        print=None,
-        shutdown_timeout=5.0,
-        access_log_class=RedactingAccessLogger,
-    )
+    try:
+        web.run_app(
+            app,
+            host=config.host,
+            port=config.port,
+            ssl_context=context,
+            print=None,
+            shutdown_timeout=5.0,
+            access_log_class=RedactingAccessLogger,
+        )
+    except ClusterMismatch as exc:
+        print(f"Tapline cannot join the cluster: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

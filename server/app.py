@@ -113,6 +113,7 @@ def build_node(config: Config) -> Node:
             switchboard,
             load=lambda: len(desk.sessions) + len(signalling.sockets),
             rooms=lambda: sorted(rooms.rooms),
+            secret=secret,
         )
         signalling.remote = cluster
         metrics.gauge(

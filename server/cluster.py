@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import secrets
@@ -72,7 +73,7 @@ from server.support import (
 )
 from server.switchboard import Switchboard
 
-__all__ = ["Cluster", "NodeInfo"]
+__all__ = ["Cluster", "ClusterMismatch", "NodeInfo", "secret_fingerprint"]
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +88,16 @@ _REAP_CLAIM_S = 60.0
 """A reaped node is not reaped again for this long, seconds."""
 
 
+class ClusterMismatch(RuntimeError):
+    """This node cannot join the others on this Redis (a different link secret)."""
+
+
+def secret_fingerprint(secret: str) -> str:
+    """Names the link secret without revealing it, to compare nodes."""
+    digest = hmac.new(secret.encode(), b"tapline cluster secret", "sha256")
+    return digest.hexdigest()[:16]
+
+
 @dataclass
 class NodeInfo:
     """What one node says about itself with each heartbeat."""
@@ -97,6 +108,8 @@ class NodeInfo:
     consoles: list[str] = field(default_factory=list)
     sessions: list[str] = field(default_factory=list)
     rooms: list[str] = field(default_factory=list)
+    secret: str = ""
+    """A fingerprint of the node's link secret: nodes on one Redis need the same."""
 
     def dump(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -150,8 +163,10 @@ class Cluster:
         switchboard: Switchboard,
         load: Callable[[], int],
         rooms: Callable[[], list[str]] = list,
+        secret: str = "",
     ) -> None:
         self.id = f"n-{secrets.token_hex(4)}"
+        self._secret = secret_fingerprint(secret) if secret else ""
         self._config = config
         self._store = store
         self._desk = desk
@@ -185,6 +200,7 @@ class Cluster:
 
     async def start(self) -> None:
         with contextlib.suppress(StoreUnavailable):
+            await self._check_secret()
             await self.beat()
         loop = asyncio.get_running_loop()
         self._tasks = [
@@ -208,6 +224,21 @@ class Cluster:
             await self._store.hdel(_NODES, self.id)
         logger.info("node %s: left the cluster", self.id)
 
+    async def _check_secret(self) -> None:
+        """Refuse to join live nodes that sign links with another secret: their
+        links, sign-ins and redirects would be 'not valid' here, and ours there."""
+        for node_id in await self._store.hgetall(_NODES):
+            text = await self._store.get(f"cluster:alive:{node_id}")
+            if text is None:
+                continue
+            other = NodeInfo.load_from(text)
+            if other.secret and self._secret and other.secret != self._secret:
+                raise ClusterMismatch(
+                    f"Node {other.id} ({other.url}) on this Redis signs links with "
+                    "another secret: give every node the same TAPLINE_SECRET (or "
+                    "the same data/secret.key), and the same TAPLINE_ADMIN_KEY."
+                )
+
     def me(self) -> NodeInfo:
         return NodeInfo(
             id=self.id,
@@ -216,6 +247,7 @@ class Cluster:
             consoles=self._desk.consoles_online(),
             sessions=sorted(self._desk.sessions),
             rooms=self._rooms(),
+            secret=self._secret,
         )
 
     # heartbeat, live nodes, reaping
@@ -239,10 +271,38 @@ class Cluster:
                 lapsed.append(NodeInfo.load_from(last))
         self.nodes = alive
         if time.monotonic() >= self._reap_after:
+            await self._end_relayed(alive)
             for dead in lapsed:
                 await self._reap(dead, alive)
         self._placed.clear()
         await self._remember()
+
+    async def _end_relayed(self, alive: dict[str, NodeInfo]) -> None:
+        """Tell this node's consoles that sessions on a node that stopped ended.
+
+        The reaper tells technicians it finds busy in routing; a direct link's
+        technician is not, and only this node knows which of its sockets were
+        relayed there."""
+        for label, sessions in self._relayed.items():
+            channel = self._sockets.get(label)
+            for session_id, node in list(sessions.items()):
+                if node in alive:
+                    continue
+                del sessions[session_id]
+                logger.info(
+                    "node %s: session %s ended with its node %s",
+                    self.id,
+                    session_id,
+                    node,
+                )
+                if channel is not None:
+                    text = encode(
+                        Type.ENDED,
+                        session=session_id,
+                        reason="the server hosting this session stopped",
+                    )
+                    with contextlib.suppress(ConnectionError, RuntimeError):
+                        await channel.send(text)
 
     async def _remember(self) -> None:
         """Note the routing records of this node's consoles and queued customers

@@ -321,7 +321,9 @@ class Library:
     async def staff_names(self) -> list[str]:
         rows = await self._on_db(
             lambda db: db.execute(
-                "SELECT DISTINCT staff FROM recordings WHERE staff != '' ORDER BY staff"
+                # Scores outlive recordings deleted by retention: their trend too.
+                "SELECT staff FROM recordings WHERE staff != '' "
+                "UNION SELECT technician FROM scores ORDER BY 1"
             ).fetchall()
         )
         return [str(r[0]) for r in rows]

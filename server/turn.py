@@ -24,9 +24,12 @@ from typing import Any
 
 from server.config import Config
 
-__all__ = ["TurnCredential", "ice_servers", "turn_credential"]
+__all__ = ["TurnCredential", "ice_problems", "ice_servers", "turn_credential"]
 
 _USER_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
+_ICE_URL = re.compile(
+    r"(?:stuns?:[^\s?/@]+|turns?:[^\s?/@]+(?:\?transport=(?:udp|tcp))?)"
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,31 @@ def turn_credential(
     username = f"{expires_at}:{name}"
     digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
     return TurnCredential(username, base64.b64encode(digest).decode(), expires_at)
+
+
+def ice_problems(config: Config) -> list[str]:
+    """What is wrong with the STUN/TURN settings, in words (empty: nothing).
+
+    A malformed URL makes every browser's RTCPeerConnection and every server peer
+    throw, and TURN URLs without the secret are silently left out: both would
+    only show up as sessions that never connect."""
+    problems = []
+    for option, urls in (
+        ("--ice-server", config.ice_servers),
+        ("--turn-url", config.turn_urls),
+    ):
+        for url in urls:
+            if not _ICE_URL.fullmatch(url):
+                problems.append(
+                    f"{option} {url!r} is not a STUN/TURN URL: stun:HOST[:PORT], "
+                    "turn:HOST[:PORT][?transport=udp|tcp] or turns:..."
+                )
+    if config.turn_urls and not config.turn_secret:
+        problems.append(
+            "--turn-url needs TAPLINE_TURN_SECRET (the TURN server's "
+            "static-auth-secret) to mint credentials."
+        )
+    return problems
 
 
 def ice_servers(config: Config, user: str) -> list[dict[str, Any]]:

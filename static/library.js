@@ -122,12 +122,21 @@ async function loadForms() {
   }));
 }
 
+// Empty means no; a word we do not know goes to the server as it is, which
+// refuses it, rather than quietly making a critical criterion an ordinary one.
+function criticalFlag(word) {
+  if (/^(critical|yes|true)$/i.test(word)) return true;
+  if (/^(|no|false)$/i.test(word)) return false;
+  return word;
+}
+
 async function addForm(event) {
   event.preventDefault();
   const criteria = $("form-criteria").value.split("\n").filter((l) => l.trim()).map((line) => {
     const [label, weight, critical] = line.split("|").map((p) => p.trim());
-    return { label, weight: Number(weight || 1), critical: /^(critical|yes|true)$/i.test(critical || "") };
+    return { label, weight: Number(weight || 1), critical: criticalFlag(critical || "") };
   });
+  clearError($("error"));
   try {
     await getJson("/api/library/forms", {
       method: "POST",

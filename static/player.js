@@ -257,10 +257,24 @@ async function loadForms() {
   drawCriteria();
 }
 
-function exportClip(event) {
+// The clip is fetched, not navigated to: a refused range shows its reason here
+// instead of replacing the player with the server's JSON.
+async function exportClip(event) {
   event.preventDefault();
+  clearError($("error"));
   const params = new URLSearchParams({ start: $("clip-start").value, end: $("clip-end").value });
-  window.location.href = `/library/media/${boot.key}/clip.mp4?${params}`;
+  try {
+    const response = await fetch(`/library/media/${boot.key}/clip.mp4?${params}`);
+    if (!response.ok) throw await response.json();
+    const named = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "");
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(await response.blob());
+    link.download = named ? named[1] : "clip.mp4";
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
+  } catch (error) {
+    showError($("error"), error);
+  }
 }
 
 // Deleting takes two clicks: the first asks, the second deletes.

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import av
 import pytest
 
 from tests.browser import chromium, needs_chromium
-from tests.conftest import node_config, start_node
+from tests.conftest import RunningNode, node_config, start_node
 from tests.peers import wait_for
 from tests.recorded import record_room
 
 pytestmark = [needs_chromium, pytest.mark.browser]
+
+
+async def _indexed_room(node: RunningNode) -> str:
+    """A demo-room recording, indexed by the library (its thumbnail made)."""
+    room = await record_room(node)
+    folder = node.node.library.recordings_dir / room
+    await wait_for(lambda: (folder / "thumb.jpg").exists(), 10, "the recording indexed")
+    return room
 
 
 async def test_clicking_a_timeline_event_seeks_the_video_and_plays(
@@ -19,13 +28,8 @@ async def test_clicking_a_timeline_event_seeks_the_video_and_plays(
 ) -> None:
     node = await start_node(node_config(tmp_path / "data", library_scan_s=0.2))
     try:
-        room = await record_room(node)
+        room = await _indexed_room(node)
         library = node.node.library
-        await wait_for(
-            lambda: (library.recordings_dir / room / "thumb.jpg").exists(),
-            10,
-            "the recording indexed",
-        )
         async with chromium() as browser:
             page = await (await browser.new_context()).new_page()
             errors: list[str] = []
@@ -97,5 +101,71 @@ async def test_clicking_a_timeline_event_seeks_the_video_and_plays(
             await admin.click("#delete")
             await admin.wait_for_url("**/library")
             assert not (library.recordings_dir / room).exists()
+    finally:
+        await node.runner.cleanup()
+
+
+async def test_clip_export_downloads_and_a_bad_range_says_why_on_the_player(
+    tmp_path: Path,
+) -> None:
+    node = await start_node(node_config(tmp_path / "data", library_scan_s=0.2))
+    try:
+        room = await _indexed_room(node)
+        async with chromium() as browser:
+            context = await browser.new_context(accept_downloads=True)
+            page = await context.new_page()
+            await page.goto(node.login_link("tina", "trainer"))
+            await page.click(f"#recordings tr[data-id='{room}'] td:nth-child(2)")
+            await page.wait_for_url("**/player/*")
+            await page.wait_for_selector("#state[data-state=ready]")
+            player_url = page.url
+
+            # A range the server refuses: the trainer stays on the player and
+            # reads the reason, instead of landing on a page of raw JSON.
+            await page.fill("#clip-start", "3")
+            await page.fill("#clip-end", "1")
+            await page.click("#clip button[type=submit]")
+            await page.wait_for_selector("#error:not([hidden])", timeout=10_000)
+            assert "start < end" in await page.inner_text("#error")
+            assert page.url == player_url
+            assert await page.is_visible("#video")
+
+            await page.fill("#clip-start", "0")
+            await page.fill("#clip-end", "2")
+            async with page.expect_download() as download_info:
+                await page.click("#clip button[type=submit]")
+            download = await download_info.value
+            assert download.suggested_filename == f"{room}-0-2.mp4"
+            saved = tmp_path / "clip.mp4"
+            await download.save_as(saved)
+            assert not await page.is_visible("#error")
+        with av.open(str(saved)) as clip:
+            frames = sum(1 for _ in clip.decode(video=0))
+        assert frames > 10
+    finally:
+        await node.runner.cleanup()
+
+
+async def test_a_mistyped_critical_flag_is_refused_not_dropped(tmp_path: Path) -> None:
+    node = await start_node(node_config(tmp_path / "data"))
+    try:
+        async with chromium() as browser:
+            page = await (await browser.new_context()).new_page()
+            await page.goto(node.login_link("ada", "admin"))
+            await page.goto(f"{node.base}/library")
+            await page.wait_for_selector("#forms-box:not([hidden])")
+
+            await page.fill("#form-name", "Calls")
+            await page.fill("#form-criteria", "Greets | 1\nSafety check | 2 | critcal")
+            await page.click("#new-form button[type=submit]")
+            await page.wait_for_selector("#error:not([hidden])", timeout=10_000)
+            assert "'critical' must be true or false" in await page.inner_text("#error")
+            assert await node.node.library.forms() == []
+
+            await page.fill("#form-criteria", "Greets | 1\nSafety check | 2 | critical")
+            await page.click("#new-form button[type=submit]")
+            await page.wait_for_selector("#forms li")
+            assert "Safety check (2, critical)" in await page.inner_text("#forms")
+            assert not await page.is_visible("#error")
     finally:
         await node.runner.cleanup()

@@ -176,6 +176,32 @@ async def test_customer_on_one_node_and_technician_on_the_other_share_media(
     assert kinds.index("transfer") < kinds.index("end") < kinds.index("disposition")
 
 
+async def test_console_hears_that_a_direct_session_ended_with_its_node(
+    nodes: Nodes,
+) -> None:
+    """A direct link's technician is not busy in routing, so the reaper does not
+    know them: the console's own node tells it, instead of 'trying again' forever."""
+    async with jar() as tech_http, jar() as http:
+        technician = await console(nodes.b, tech_http, "tech-b")
+        customer = Customer(nodes.a.base, http)
+        try:
+            url = await link(nodes.a, kind="direct", technician="tech-b")
+            session = await customer.join(url)
+            assert customer.base == nodes.a.base  # A was the least loaded
+            await technician.expect("session", session=session)
+            await technician.take(session)  # relayed by B to A over the bus
+            await technician.expect("session", session=session, state="live")
+
+            nodes.a.kill(signal.SIGKILL)
+            ended = await technician.expect(
+                "ended", session=session, timeout_s=4 * NODE_TIMEOUT_S
+            )
+            assert "stopped" in ended["reason"]
+        finally:
+            await customer.close()
+            await technician.close()
+
+
 async def test_queue_order_holds_across_nodes(nodes: Nodes) -> None:
     async with jar() as h1, jar() as h2, jar() as h3, jar() as tech_http:
         first = await queued(nodes.a, h1)
@@ -404,3 +430,31 @@ async def test_redis_outage_keeps_sessions_and_refuses_new_joins_clearly(
 async def _opens(url: str) -> bool:
     status, _ = await _status(url)
     return status == 200
+
+
+async def test_a_node_with_another_secret_refuses_to_join_in_words(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """Each node makes its own secret in its own data dir unless told otherwise;
+    links and sign-ins of one would be 'not valid' on the other, so the second
+    node stops at start-up and says what to do."""
+    redis_server.flush()
+    args = ["--redis", redis_server.url]
+    first = ServerProcess(tmp_path / "a" / "data", args)
+    second = ServerProcess(
+        tmp_path / "b" / "data", args, {"TAPLINE_SECRET": "another-secret-98765"}
+    )
+    for node in (first, second):
+        node.data_dir.parent.mkdir(parents=True)
+    try:
+        first.start()
+        await first.ready()
+        second.start()
+        assert second.proc is not None
+        assert second.proc.wait(timeout=20) == 2
+        said = second.log.read_text()
+        assert "same TAPLINE_SECRET" in said, said
+        assert await _sees(first, 1)
+    finally:
+        first.stop()
+        second.stop()

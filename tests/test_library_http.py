@@ -497,6 +497,16 @@ async def test_snapshot_gallery_lists_snapshots_at_their_times(
 async def test_retention_deletes_files_and_rows_last(recorded: Recorded) -> None:
     library = recorded.node.node.library
     directory = recorded.node.config.recordings_dir / recorded.session
+    base = recorded.node.base
+    key = (await _detail(recorded, recorded.session))["key"]
+    form = {"name": "Kept", "criteria": [{"label": "Greets"}]}
+    async with aiohttp.ClientSession(headers=ADMIN) as admin:
+        async with admin.post(f"{base}/api/library/forms", json=form) as r:
+            form_id = (await r.json())["id"]
+        score = {"form": form_id, "answers": [1]}
+        scores = f"{base}/api/library/recordings/{key}/scores"
+        async with admin.post(scores, json=score) as r:
+            assert r.status == 201
     library.retention_days = 1e-6  # everything here is older than 0.09 s
     try:
         deleted = await library.expire()
@@ -512,4 +522,11 @@ async def test_retention_deletes_files_and_rows_last(recorded: Recorded) -> None
     ):
         entries = (await r.json())["entries"]
     assert {e["recording"] for e in entries if e["action"] == "delete"} == set(deleted)
+    # Scores outlive their recordings, and so does the way to their trend.
+    async with recorded.trainer.get(f"{base}/api/library/trend") as r:
+        assert "tech-1" in (await r.json())["technicians"]
+    async with recorded.trainer.get(
+        f"{base}/api/library/trend", params={"technician": "tech-1", "weeks": "1"}
+    ) as r:
+        assert (await r.json())["weeks"][-1]["count"] >= 1
     assert Path(recorded.node.config.data_dir / "library.sqlite3").exists()

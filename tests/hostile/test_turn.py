@@ -7,10 +7,12 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,6 +51,32 @@ def test_user_names_cannot_smuggle_separators() -> None:
 def test_no_turn_without_a_secret() -> None:
     config = Config(ice_servers=["stun:stun.example:3478"], turn_urls=["turn:t:3478"])
     assert ice_servers(config, "u") == [{"urls": "stun:stun.example:3478"}]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "said"),
+    [
+        (["--turn-url", "turn.example:3478"], {"TAPLINE_TURN_SECRET": "s"}, "not a"),
+        (["--ice-server", "https://stun.example"], {}, "not a STUN/TURN URL"),
+        (["--turn-url", "turn:turn.example:3478"], {}, "needs TAPLINE_TURN_SECRET"),
+    ],
+)
+def test_bad_ice_settings_stop_the_server_in_words(
+    tmp_path: Path, args: list[str], env: dict[str, str], said: str
+) -> None:
+    """A typo would make every RTCPeerConnection throw, and TURN without its secret
+    is silently left out: both stop the server at start, saying what is wrong."""
+    done = subprocess.run(
+        [sys.executable, "run.py", "--data-dir", str(tmp_path), "--no-demo", *args],
+        cwd=Path(__file__).parents[2],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert said in done.stderr
+    assert "Tapline serving" not in done.stdout
 
 
 def test_server_peers_get_the_turn_servers_with_credentials() -> None:
