@@ -49,8 +49,8 @@ def test_user_names_cannot_smuggle_separators() -> None:
 
 
 def test_no_turn_without_a_secret() -> None:
-    config = Config(ice_servers=["stun:stun.example:3478"], turn_urls=["turn:t:3478"])
-    assert ice_servers(config, "u") == [{"urls": "stun:stun.example:3478"}]
+    config = Config(ice_servers=["stun:x.invalid:3478"], turn_urls=["turn:t:3478"])
+    assert ice_servers(config, "u") == [{"urls": "stun:x.invalid:3478"}]
 
 
 @pytest.mark.parametrize(
