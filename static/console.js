@@ -6,6 +6,11 @@ import {
 import { ConsoleTools } from "/static/console-tools.js";
 
 const boot = readBoot();
+// Admins and supervisors also reach the pages their role opens.
+for (const link of document.querySelectorAll("#staff-nav a")) {
+  link.hidden = !link.dataset.for.split(" ").includes(boot.role);
+  if (!link.hidden) $("staff-nav").hidden = false;
+}
 const errorEl = $("error");
 const stateEl = $("state");
 const sessions = new Map(); // session id -> { el, pc, state }

@@ -49,3 +49,21 @@ async def test_customer_waits_then_technician_accepts_on_the_console(
         await console.click("section.session .wrap button")
         await console.wait_for_selector("section.session .saved:not([hidden])")
         await phone.wait_for_selector("#state[data-state=ended]")
+
+
+async def test_an_admin_reaches_the_other_staff_pages_from_the_console(
+    node: RunningNode,
+) -> None:
+    async with chromium() as browser:
+        page = await (await browser.new_context()).new_page()
+        await page.goto(node.login_link("tech-1"))
+        await page.wait_for_selector("#state[data-state=ready]")
+        assert not await page.is_visible("#staff-nav")  # a technician: no links
+
+        admin = await (await browser.new_context()).new_page()
+        await admin.goto(node.login_link("ada", "admin"))
+        assert admin.url.endswith("/console")
+        await admin.wait_for_selector("#staff-nav:not([hidden])")
+        await admin.click("#staff-nav a:has-text('Recordings')")
+        await admin.wait_for_url("**/library")
+        assert await admin.inner_text("h1") == "Recordings"
