@@ -44,7 +44,8 @@ async def test_console_adds_an_expert_then_transfers_to_them_by_name(
         await frames_advancing(other, f"{card} video", 20)
         await first.wait_for_selector(f"{card} .expert-state[data-expert=tech-b]")
         await phone.wait_for_function(
-            "document.querySelector('#state').textContent.includes('an expert, tech-b')"
+            "() => document.querySelector('#state').textContent"
+            ".includes('an expert, tech-b')"
         )
 
         # Chat says who wrote each line: the expert's line is not the technician's.

@@ -41,7 +41,8 @@ async def test_clicking_a_timeline_event_seeks_the_video_and_plays(
             await page.wait_for_url("**/player/*")
             await page.wait_for_selector("#state[data-state=ready]")
             await page.wait_for_function(
-                "document.getElementById('video').readyState >= 1", timeout=10_000
+                "() => document.getElementById('video').readyState >= 1",
+                timeout=10_000,
             )
             assert await page.eval_on_selector("#video", "v => v.currentTime") == 0
 
@@ -67,7 +68,9 @@ async def test_clicking_a_timeline_event_seeks_the_video_and_plays(
             # Keyboard: space pauses; "p" goes back to the start of this event,
             # then to the one before it.
             await page.keyboard.press(" ")
-            await page.wait_for_function("document.getElementById('video').paused")
+            await page.wait_for_function(
+                "() => document.getElementById('video').paused"
+            )
             await page.evaluate(
                 "(at) => { document.getElementById('video').currentTime = at + 1; }",
                 at,

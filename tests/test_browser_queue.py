@@ -30,7 +30,7 @@ async def test_customer_waits_then_technician_accepts_on_the_console(
         assert supervisor.url == f"{node.base}/supervisor"
         row = 'tr[data-queue="support"] td:nth-child(2)'
         await supervisor.wait_for_function(
-            f"document.querySelector('{row}')?.textContent === '1'"
+            f"() => document.querySelector('{row}')?.textContent === '1'"
         )
         assert await node.node.switchboard.router.presence("lead") is None
 

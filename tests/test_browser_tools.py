@@ -86,7 +86,7 @@ async def test_switch_camera_annotate_and_pause_between_console_and_phone(
         await console.click("section.session .freeze")
         await phone.wait_for_selector("#stage[data-frozen=true] img.still")
         await phone.wait_for_function(
-            "document.querySelector('#stage img.still').complete"
+            "() => document.querySelector('#stage img.still').complete"
         )
         stage = phone.locator("#stage")
         before = red_pixels(await stage.screenshot())
@@ -116,8 +116,8 @@ async def test_switch_camera_annotate_and_pause_between_console_and_phone(
             position={"x": size["width"] * 0.25, "y": size["height"] * 0.5}
         )
         await console.wait_for_function(
-            "document.querySelector('section.session .camera-state').textContent"
-            ".includes('Digital zoom 200%')"
+            "() => document.querySelector('section.session .camera-state')"
+            ".textContent.includes('Digital zoom 200%')"
         )
         sid = next(iter(node.node.desk.sessions))
         zoom = node.node.desk.sessions[sid].tools.stage.look.zoom
