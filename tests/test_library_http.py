@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -201,19 +202,21 @@ def _decode_at(ranges: _HttpRanges, seconds: list[float]) -> list[float]:
     return found
 
 
-def _keyframes(path: Path) -> list[float]:
-    """Times of the video's keyframes, from the file itself."""
+def _keyframes(path: Path) -> list[Fraction]:
+    """Times of the video's keyframes, exactly, from the file itself."""
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         return [
-            float(packet.pts * packet.time_base)
+            packet.pts * packet.time_base
             for packet in container.demux(stream)
             if packet.is_keyframe and packet.pts is not None and packet.time_base
         ]
 
 
-def _keyframe_before(keyframes: list[float], at: float) -> float:
-    return max(k for k in keyframes if k <= at + 0.001)
+def _keyframe_before(keyframes: list[Fraction], at: float) -> float:
+    # Exact: a keyframe a fraction of a millisecond after `at` is not before it
+    # (seeking to `at` lands on the one before).
+    return float(max(k for k in keyframes if k <= Fraction(at)))
 
 
 def _cookie(rec: Recorded) -> str:
