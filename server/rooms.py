@@ -54,7 +54,7 @@ from server.media import (
     VoiceFeed,
     Zoom,
 )
-from server.media.feed import VIDEO_TIME_BASE
+from server.media.feed import VIDEO_TIME_BASE, shifted_copy
 from server.media.program import BACK_SOON, STARTING_SOON
 from server.messages import (
     Ask,
@@ -769,7 +769,7 @@ class Room:
                 self._mix(), name=f"room {self.id} mix"
             )
         offset = round(self._rec_t0 / VIDEO_TIME_BASE)
-        self._recording.put_video(_shifted_copy(packet, offset))
+        self._recording.put_video(shifted_copy(packet, offset))
 
     def _record_voice(self, frame: av.AudioFrame) -> None:
         if self._mixer is not None and self._recording is not None:
@@ -837,16 +837,6 @@ class Room:
 
 def _ignore(track: MediaStreamTrack) -> None:
     logger.debug("unexpected %s track ignored", track.kind)
-
-
-def _shifted_copy(packet: av.Packet[Any], offset: int) -> av.Packet[Any]:
-    """A private copy for the recorder, moved `offset` ticks earlier."""
-    copy = av.Packet(bytes(packet))
-    copy.pts = None if packet.pts is None else packet.pts - offset
-    copy.dts = None if packet.dts is None else packet.dts - offset
-    copy.time_base = packet.time_base
-    copy.is_keyframe = packet.is_keyframe
-    return copy
 
 
 async def _send_quietly(channel: Channel, text: str) -> None:

@@ -40,7 +40,7 @@ from recorder.layout import write_meta
 from server.config import Config
 from server.errors import CapacityError, NotFound, ProtocolError
 from server.media import Feed, FrameTrack, Peer, PeerState, Source
-from server.media.feed import VIDEO_TIME_BASE
+from server.media.feed import VIDEO_TIME_BASE, shifted_copy
 from server.media.mixminus import MixMinus
 from server.messages import Type, encode
 from server.tools import SessionTools
@@ -560,14 +560,7 @@ class SupportSession:
                 height=height,
                 fragment_s=self._config.recording_fragment_s,
             )
-        shifted = av.Packet(bytes(packet))
-        shifted.pts = packet.pts - self._video_shift
-        shifted.dts = (
-            shifted.pts if packet.dts is None else packet.dts - self._video_shift
-        )
-        shifted.time_base = packet.time_base
-        shifted.is_keyframe = packet.is_keyframe
-        self._recording.put_video(shifted)
+        self._recording.put_video(shifted_copy(packet, self._video_shift))
         if self._recording.error is not None and not self._recording_error_told:
             # The recorder failed on its thread; tell both sides once (the
             # console shows it). The session itself goes on.

@@ -28,7 +28,7 @@ from aiortc import MediaStreamTrack, RTCRtpSender
 from aiortc.mediastreams import MediaStreamError
 from av.video.frame import PictureType
 
-__all__ = ["VIDEO_TIME_BASE", "Feed", "PacketTrack"]
+__all__ = ["VIDEO_TIME_BASE", "Feed", "PacketTrack", "QueuedPackets", "shifted_copy"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,18 +39,54 @@ _TRACK_QUEUE_PACKETS = 30
 PacketListener = Callable[["av.Packet[Any]"], None]
 
 
-class PacketTrack(MediaStreamTrack):
+class QueuedPackets(MediaStreamTrack):
+    """A receiver's bounded queue of packets encoded once for many (aiortc sends
+    an `av.Packet` as it is); `stop` leaves the feed and wakes a waiting `recv`."""
+
+    feed: Any
+    """What the packets come from: it has `unsubscribe(track)`."""
+
+    def __init__(self, label: str, size: int) -> None:
+        super().__init__()
+        self.label = label
+        self._queue: asyncio.Queue[av.Packet[Any] | None] = asyncio.Queue(size)
+
+    async def recv(self) -> av.Packet[Any]:
+        if self.readyState != "live":
+            raise MediaStreamError
+        packet = await self._queue.get()
+        if packet is None:
+            raise MediaStreamError
+        return packet
+
+    def stop(self) -> None:
+        if self.readyState == "live":
+            self.feed.unsubscribe(self)
+            while not self._queue.empty():
+                self._queue.get_nowait()
+            self._queue.put_nowait(None)
+        super().stop()
+
+
+def shifted_copy(packet: av.Packet[Any], ticks: int) -> av.Packet[Any]:
+    """A private copy for a recorder, moved `ticks` earlier (muxing rewrites a
+    packet's fields, and the original goes to every receiver too)."""
+    copy = av.Packet(bytes(packet))
+    copy.pts = None if packet.pts is None else packet.pts - ticks
+    copy.dts = None if packet.dts is None else packet.dts - ticks
+    copy.time_base = packet.time_base
+    copy.is_keyframe = packet.is_keyframe
+    return copy
+
+
+class PacketTrack(QueuedPackets):
     """One receiver's view of a feed: a bounded queue of shared packets."""
 
     kind = "video"
 
     def __init__(self, feed: Feed, label: str) -> None:
-        super().__init__()
-        self.label = label
+        super().__init__(label, _TRACK_QUEUE_PACKETS)
         self.feed = feed
-        self._queue: asyncio.Queue[av.Packet[Any] | None] = asyncio.Queue(
-            _TRACK_QUEUE_PACKETS
-        )
         self._wait_keyframe = True
         self.skipped = 0
 
@@ -81,22 +117,6 @@ class PacketTrack(MediaStreamTrack):
             self.feed.request_keyframe(f"receiver {self.label} lagging")
             return
         self._queue.put_nowait(packet)
-
-    async def recv(self) -> av.Packet[Any]:
-        if self.readyState != "live":
-            raise MediaStreamError
-        packet = await self._queue.get()
-        if packet is None:
-            raise MediaStreamError
-        return packet
-
-    def stop(self) -> None:
-        if self.readyState == "live":
-            self.feed.unsubscribe(self)
-            while not self._queue.empty():
-                self._queue.get_nowait()
-            self._queue.put_nowait(None)
-        super().stop()
 
 
 class Feed:

@@ -10,15 +10,14 @@ continues the same stream for the receivers.
 
 from __future__ import annotations
 
-import asyncio
 import fractions
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import av
-from aiortc import MediaStreamTrack
-from aiortc.mediastreams import MediaStreamError
+
+from server.media.feed import QueuedPackets
 
 __all__ = ["AUDIO_TIME_BASE", "VoiceFeed", "VoicePacketTrack"]
 
@@ -36,18 +35,14 @@ _BITRATE = 48_000
 AudioListener = Callable[[av.AudioFrame], None]
 
 
-class VoicePacketTrack(MediaStreamTrack):
+class VoicePacketTrack(QueuedPackets):
     """One receiver's view of a voice feed: a bounded queue of shared packets."""
 
     kind = "audio"
 
     def __init__(self, feed: VoiceFeed, label: str) -> None:
-        super().__init__()
-        self.label = label
+        super().__init__(label, _TRACK_QUEUE_PACKETS)
         self.feed = feed
-        self._queue: asyncio.Queue[av.Packet[Any] | None] = asyncio.Queue(
-            _TRACK_QUEUE_PACKETS
-        )
         self.dropped = 0
 
     def offer(self, packet: av.Packet[Any]) -> None:
@@ -57,22 +52,6 @@ class VoicePacketTrack(MediaStreamTrack):
             self._queue.get_nowait()
             self.dropped += 1
         self._queue.put_nowait(packet)
-
-    async def recv(self) -> av.Packet[Any]:
-        if self.readyState != "live":
-            raise MediaStreamError
-        packet = await self._queue.get()
-        if packet is None:
-            raise MediaStreamError
-        return packet
-
-    def stop(self) -> None:
-        if self.readyState == "live":
-            self.feed.unsubscribe(self)
-            while not self._queue.empty():
-                self._queue.get_nowait()
-            self._queue.put_nowait(None)
-        super().stop()
 
 
 class VoiceFeed:
